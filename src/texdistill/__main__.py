@@ -1,0 +1,3 @@
+from texdistill.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""`texdistill` command line: parses flags generated from the stage configs and calls each stage's run()."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from texdistill import __version__
+from texdistill.config import PRESETS, STAGES, CommonConfig, build_config, field_types, file_values, preset_values
+from texdistill.errors import TexdistillError
+from texdistill.hostmem import keep_freed_memory
+
+log = logging.getLogger("texdistill")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_class: type[CommonConfig],
+                     defaults: dict[str, Any]) -> None:
+    """One flag per config field, with the field's help text and the effective default."""
+    types_ = field_types(config_class)
+    for f in dataclasses.fields(config_class):
+        base, optional = types_[f.name]
+        default = defaults.get(f.name, f.default)
+        help_text = f.metadata.get("help", "")
+        shown = "auto" if default is None else default
+        if base is bool:
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{help_text} (default: {shown})")
+        else:
+            parser.add_argument(_flag(f.name), type=base, default=default, choices=f.metadata.get("choices"),
+                                metavar=f.name.upper() if not f.metadata.get("choices") else None,
+                                help=f"{help_text} (default: {shown})")
+
+
+def _stage_runner(stage: str) -> Callable[[Any], Any]:
+    # imported lazily so `texdistill --help` stays fast
+    if stage == "experts":
+        from texdistill.experts import run
+    elif stage == "distill":
+        from texdistill.distill import run
+    elif stage == "evaluate":
+        from texdistill.evaluate import run
+    else:
+        raise KeyError(stage)
+    return run
+
+
+STAGE_HELP = {"experts": "train expert networks on real data and store their trajectories",
+              "distill": "learn synthetic images or tileable class textures by trajectory matching",
+              "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines"}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The full parser; --preset/--config found in argv set the defaults shown by --help."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    defaults = {**preset_values(known.preset), **file_values(known.config)}
+
+    parser = argparse.ArgumentParser(
+        prog="texdistill", description="Dataset distillation by Matching Training Trajectories, "
+        "with seamlessly tileable class textures.")
+    parser.add_argument("--version", action="version", version=f"texdistill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for stage, config_class in STAGES.items():
+        p = sub.add_parser(stage, help=STAGE_HELP.get(stage, ""), description=config_class.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--preset", help=f"named defaults ({', '.join(PRESETS)}); flags override them")
+        p.add_argument("--config", help="JSON file of option → value (e.g. a run's config.json)")
+        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+        add_config_flags(p, config_class, defaults)
+    p = sub.add_parser("demo", help="experts → texture distillation → evaluation on the embedded data",
+                       description="Runs the whole pipeline on the embedded Fashion-MNIST subset with the "
+                       "'demo' preset (≤ 10 min on 2 CPU cores) and writes everything to runs/demo/.")
+    p.add_argument("--quick", action="store_true", help="the 'demo-quick' preset: about a minute, rough textures")
+    p.add_argument("--out", help="run folder (default: runs/demo, or runs/demo-quick with --quick)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p = sub.add_parser("presets", help="list the named presets")
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+class _TqdmHandler(logging.Handler):
+    """Logging that does not tear tqdm's progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging() -> None:
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    keep_freed_memory()
+    debug = "--debug" in argv
+    try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command == "presets":
+            for name, (description, _) in PRESETS.items():
+                print(f"{name:24s} {description}")
+            return 0
+        if args.command == "demo":
+            from texdistill.demo import run_demo
+            run_demo(quick=args.quick, out=args.out, device=args.device, seed=args.seed)
+            return 0
+        values = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "debug")}
+        cfg = build_config(STAGES[args.command], values)
+        _stage_runner(args.command)(cfg)
+        return 0
+    except TexdistillError as exc:
+        if debug:
+            raise
+        print(f"texdistill: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("texdistill: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130

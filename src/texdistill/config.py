@@ -1,0 +1,227 @@
+"""One dataclass config per stage, named presets, and the flags generated from them.
+
+Precedence: dataclass default < preset (--preset) < JSON config file (--config) < explicit flags.
+Every field's metadata carries its help text; cli.py turns fields into `--kebab-case` flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
+from texdistill.errors import ConfigError
+
+
+def option(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A config field with its help text (and optional choices) for the generated CLI flag."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass
+class CommonConfig:
+    """Options shared by every stage: where the run lives, the data, the model, augmentation, device."""
+
+    out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
+                                   "Re-running a command on the same folder resumes it")
+    data: str = option("fashion-demo", "dataset: 'fashion-demo' (embedded, offline), 'fashion-mnist' "
+                                       "(idx files in --data-dir), or another reader name")
+    data_dir: str | None = option(None, "folder with the dataset files (not needed for fashion-demo)")
+    res: int | None = option(None, "resize images to res×res; default: the dataset's own size")
+    width: int = option(128, "ConvNet channels per layer (128 in the literature; 64 is ~3× faster on CPU)")
+    depth: int | None = option(None, "ConvNet depth; default from resolution (28/32 px → 3, 64 → 4, 128 → 5)")
+    dsa: bool = option(True, "differentiable siamese augmentation on every training batch")
+    dsa_strategy: str = option(DEFAULT_STRATEGY, "DSA transforms joined by '_' (or 'none')")
+    dsa_mode: str = option("one", "'one': one random transform of the strategy per batch (MTT); "
+                                  "'all': every transform in sequence", choices=("one", "all"))
+    device: str = option("auto", "'auto' picks CUDA when available, else CPU", choices=("auto", "cpu", "cuda"))
+    seed: int = option(0, "random seed; the same seed and config give the same result on CPU")
+
+    def __post_init__(self) -> None:
+        _require(self.res is None or self.res >= 4, f"--res must be ≥ 4, got {self.res}")
+        _require(self.width >= 1, f"--width must be ≥ 1, got {self.width}")
+        _require(self.depth is None or self.depth >= 1, f"--depth must be ≥ 1, got {self.depth}")
+        self.dsa_config()  # validates the strategy string
+
+    def dsa_config(self) -> DSAConfig | None:
+        return DSAConfig(strategy=self.dsa_strategy, mode=self.dsa_mode) if self.dsa else None
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
+        return torch.device(self.device)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ExpertsConfig(CommonConfig):
+    """Train expert networks on the real data and store their parameter trajectories."""
+
+    num_experts: int = option(5, "number of expert trajectories (the paper uses 100; 5–20 suffice for small runs)")
+    epochs: int = option(10, "epochs per expert; a trajectory stores epochs + 1 parameter vectors (MTT: 50)")
+    lr_teacher: float = option(0.01, "SGD learning rate of the experts (MTT: 0.01)")
+    momentum_teacher: float = option(0.0, "SGD momentum of the experts (MTT: 0)")
+    batch_train: int = option(256, "batch size of expert training")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.num_experts >= 1, f"--num-experts must be ≥ 1, got {self.num_experts}")
+        _require(self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}")
+        _require(self.lr_teacher > 0, f"--lr-teacher must be > 0, got {self.lr_teacher}")
+        _require(self.batch_train >= 1, f"--batch-train must be ≥ 1, got {self.batch_train}")
+
+
+@dataclass
+class DistillConfig(CommonConfig):
+    """Distil the real data into synthetic images or tileable class textures by trajectory matching."""
+
+    experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
+    texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
+    ipc: int = option(1, "images per class (image mode)")
+    canvas_size: float = option(2.0, "texture mode: canvas side / crop side (the paper: 2)")
+    canvas_samples: int = option(1, "texture mode: random wrap-around crops per canvas per student step")
+    init: str = option("real", "initial pixels: 'real' images (texture: a collage of real images), "
+                               "'real-tiled' (texture: one real image repeated) or Gaussian 'noise'",
+                       choices=("real", "noise", "real-tiled"))
+    iterations: int = option(1000, "distillation iterations (MTT: 5000; textures converge over 10^4)")
+    syn_steps: int = option(20, "student SGD steps per iteration (N); more = better match, more compute")
+    expert_epochs: int = option(2, "expert epochs the student must cover in syn_steps steps (M)")
+    min_start_epoch: int = option(0, "smallest expert epoch a student starts from")
+    max_start_epoch: int = option(20, "start epochs are drawn from [min_start_epoch, max_start_epoch); "
+                                      "needs max_start_epoch − 1 + expert_epochs ≤ the experts' epochs")
+    batch_syn: int | None = option(None, "image mode: synthetic images per student step (default: all)")
+    lr_img: float = option(1000.0, "SGD learning rate of the pixels (MTT: 1000 at 32 px, 10^4 for ImageNet)")
+    momentum_img: float = option(0.5, "SGD momentum of the pixels")
+    lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
+    syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
+    grad_mode: str = option("unroll", "how the gradient through the student is computed: 'unroll' keeps "
+                                      "the whole graph (memory grows with syn_steps)")
+    log_every: int = option(10, "write a log.jsonl line every this many iterations")
+    snapshot_every: int = option(50, "keep a snapshot of the synthetic set every this many iterations "
+                                     "(the evolution view)")
+    ckpt_every: int = option(50, "checkpoint (resumable) and refresh the PNGs every this many iterations")
+    max_bad_steps: int = option(10, "stop after this many consecutive non-finite losses or gradients")
+    force: bool = option(False, "start over even if the run folder holds a distillation with other settings")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("ipc", "canvas_samples", "iterations", "syn_steps", "expert_epochs", "log_every",
+                     "snapshot_every", "ckpt_every", "max_bad_steps"):
+            _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        _require(self.canvas_size >= 1, f"--canvas-size must be ≥ 1 (canvas side / crop side), got {self.canvas_size}")
+        _require(0 <= self.min_start_epoch < self.max_start_epoch,
+                 f"need 0 ≤ --min-start-epoch < --max-start-epoch, got {self.min_start_epoch}, {self.max_start_epoch}")
+        _require(self.batch_syn is None or self.batch_syn >= 1, f"--batch-syn must be ≥ 1, got {self.batch_syn}")
+        _require(self.lr_img > 0 and self.lr_lr >= 0, "--lr-img must be > 0 and --lr-lr ≥ 0")
+        _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
+
+    @property
+    def experts_path(self) -> Path:
+        return Path(self.experts_dir) if self.experts_dir else self.run_dir / "experts"
+
+
+@dataclass
+class EvalConfig(CommonConfig):
+    """Train fresh networks on the distilled set only and report real test accuracy, with baselines."""
+
+    num_models: int = option(5, "networks trained from scratch per evaluated set (mean ± std over them)")
+    eval_epochs: int = option(1000, "training epochs on the synthetic set (MTT: 1000; lr × 0.1 at half)")
+    eval_lr: float | None = option(None, "SGD lr for the distilled set (default: the learned η)")
+    eval_momentum: float = option(0.9, "SGD momentum")
+    eval_weight_decay: float = option(5e-4, "SGD weight decay")
+    eval_batch: int = option(256, "batch size on the synthetic set")
+    baselines: bool = option(True, "also evaluate real images at the same pixel budget")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_models", "eval_epochs", "eval_batch"):
+            _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        _require(self.eval_lr is None or self.eval_lr > 0, "--eval-lr must be > 0")
+
+
+STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
+                                         "evaluate": EvalConfig}
+
+
+# name → (one-line description, flat field → value overrides; each stage takes the fields it has)
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops (≤ 10 min)",
+             {"data": "fashion-demo", "out": "runs/demo", "width": 64,
+              "num_experts": 3, "epochs": 6,
+              "texture": True, "canvas_size": 2.0, "canvas_samples": 1, "init": "noise", "syn_steps": 12,
+              "expert_epochs": 2, "max_start_epoch": 4, "iterations": 500, "lr_img": 1000.0, "lr_lr": 1e-5,
+              "snapshot_every": 25, "ckpt_every": 50,
+              "num_models": 3, "eval_epochs": 300}),
+    "demo-quick": ("the demo shrunk to about a minute (what the end-to-end test runs)",
+                   {"data": "fashion-demo", "out": "runs/demo-quick", "width": 16,
+                    "num_experts": 1, "epochs": 2,
+                    "texture": True, "canvas_size": 2.0, "init": "real", "syn_steps": 5, "expert_epochs": 1,
+                    "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
+                    "num_models": 1, "eval_epochs": 30}),
+}
+
+
+def preset_values(name: str | None) -> dict[str, Any]:
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; `texdistill presets` lists: {', '.join(PRESETS)}")
+    return dict(PRESETS[name][1])
+
+
+def file_values(path: str | None) -> dict[str, Any]:
+    """Field values from a JSON config file (flat, or one section per stage as in a run's config.json)."""
+    if path is None:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of option → value")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in STAGES and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key.replace("-", "_")] = value
+    return flat
+
+
+def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
+    """field name → (base type, optional?) for a config dataclass."""
+    hints = typing.get_type_hints(config_class)
+    result = {}
+    for f in dataclasses.fields(config_class):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        optional = isinstance(hint, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        result[f.name] = (base, optional)
+    return result
+
+
+def build_config(config_class: type[CommonConfig], values: dict[str, Any]) -> CommonConfig:
+    """Instantiate a stage config from flat values, ignoring the keys of other stages."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return config_class(**{k: v for k, v in values.items() if k in names})

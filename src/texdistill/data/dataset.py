@@ -1,0 +1,100 @@
+"""The common dataset object every reader returns: uint8 images, labels, class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from texdistill.errors import DataError
+
+
+@dataclass
+class ImageDataset:
+    """A labelled image dataset held as uint8 tensors; 1- and 3-channel images are both first-class."""
+
+    name: str
+    train_images: torch.Tensor  # (N, C, H, W) uint8
+    train_labels: torch.Tensor  # (N,) int64
+    test_images: torch.Tensor  # (M, C, H, W) uint8
+    test_labels: torch.Tensor  # (M,) int64
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        for split, images, labels in (("train", self.train_images, self.train_labels),
+                                      ("test", self.test_images, self.test_labels)):
+            if images.dtype != torch.uint8 or images.ndim != 4:
+                raise DataError(f"{self.name}: {split} images must be uint8 (N, C, H, W), got "
+                                f"{images.dtype} {tuple(images.shape)}")
+            if images.shape[1] not in (1, 3):
+                raise DataError(f"{self.name}: images need 1 or 3 channels, got {images.shape[1]}")
+            if len(images) != len(labels):
+                raise DataError(f"{self.name}: {len(images)} {split} images but {len(labels)} labels")
+        if len(self.train_images) == 0:
+            raise DataError(f"{self.name}: the training split is empty; check --data-dir")
+        if self.num_classes < 2:
+            raise DataError(f"{self.name}: distillation needs at least 2 classes, found {self.num_classes}")
+        present = torch.unique(self.train_labels)
+        if len(present) != self.num_classes:
+            missing = sorted(set(range(self.num_classes)) - set(present.tolist()))
+            names = ", ".join(self.class_names[i] for i in missing)
+            raise DataError(f"{self.name}: classes without training images: {names}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the images."""
+        return int(self.train_images.shape[2]), int(self.train_images.shape[3])
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        labels = self.train_labels if split == "train" else self.test_labels
+        return torch.bincount(labels, minlength=self.num_classes).tolist()
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images in [0, 1] units."""
+        x = self.train_images.to(torch.float64) / 255.0
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        return mean.tolist(), std.tolist()
+
+    def images_of_class(self, label: int, split: str = "train") -> torch.Tensor:
+        """All uint8 images of one class, (n, C, H, W)."""
+        images, labels = ((self.train_images, self.train_labels) if split == "train"
+                          else (self.test_images, self.test_labels))
+        return images[labels == label]
+
+    def describe(self) -> str:
+        h, w = self.image_size
+        return (f"{self.name}: {self.num_classes} classes, {len(self.train_images)} train / "
+                f"{len(self.test_images)} test images, {self.channels}×{h}×{w}")
+
+
+def resize_square(images: np.ndarray, res: int) -> np.ndarray:
+    """Resize uint8 (N, H, W[, C]) images to res×res: shorter side to res, then centre crop."""
+    out = []
+    for image in images:
+        pil = Image.fromarray(image)
+        w, h = pil.size
+        scale = res / min(w, h)
+        new_w, new_h = max(res, round(w * scale)), max(res, round(h * scale))
+        pil = pil.resize((new_w, new_h), Image.Resampling.BICUBIC)
+        left, top = (new_w - res) // 2, (new_h - res) // 2
+        out.append(np.asarray(pil.crop((left, top, left + res, top + res))))
+    return np.stack(out)
+
+
+def to_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, C) numpy → (N, C, H, W) torch uint8."""
+    if images.ndim == 3:
+        images = images[:, :, :, None]
+    nchw = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return torch.from_numpy(nchw if nchw.flags.writeable else nchw.copy())

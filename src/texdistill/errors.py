@@ -1,0 +1,21 @@
+"""Every error a user can cause derives from TexdistillError; the CLI prints it as one line and exits 2."""
+
+
+class TexdistillError(Exception):
+    """A problem the user can fix; the message names the problem and the fix."""
+
+
+class ConfigError(TexdistillError):
+    """An option is out of range or options contradict each other."""
+
+
+class DataError(TexdistillError):
+    """A dataset is missing, empty or laid out differently than expected."""
+
+
+class CheckpointError(TexdistillError):
+    """A checkpoint, trajectory or run folder cannot be used."""
+
+
+class NumericalError(TexdistillError):
+    """Training diverged and the guards could not recover."""

@@ -1,0 +1,187 @@
+"""Expert trajectories: train ConvNets on real data and store θ after every epoch (safetensors, resumable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
+
+from texdistill.config import ExpertsConfig
+from texdistill.data import ImageDataset, PixelSpace, load_dataset
+from texdistill.errors import CheckpointError
+from texdistill.models import FlatParams, ModelSpec, resolve_depth
+from texdistill.storage import JsonlLog, load_tensors, save_tensors
+from texdistill.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
+
+log = logging.getLogger(__name__)
+
+SPACE_FILE = "space.safetensors"
+
+
+def expert_path(experts_dir: Path, index: int) -> Path:
+    return experts_dir / f"expert_{index:03d}.safetensors"
+
+
+def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
+    """The ConvNet the config asks for, shaped for the dataset."""
+    h, w = dataset.image_size
+    return ModelSpec(channels=dataset.channels, num_classes=dataset.num_classes, height=h, width_px=w,
+                     width=cfg.width, depth=resolve_depth(cfg.depth, h, w))
+
+
+class ExpertTrainer:
+    """Trains `num_experts` experts one after another into <out>/experts/, skipping finished ones.
+
+    Each epoch of an unfinished expert is saved as `expert_XXX.partial.safetensors` (trajectory so far,
+    optimiser momentum and the data-order generator), so a killed run resumes mid-expert exactly.
+    """
+
+    def __init__(self, cfg: ExpertsConfig, dataset: ImageDataset | None = None):
+        self.cfg = cfg
+        self.device = cfg.torch_device()
+        self.dataset = dataset or load_dataset(cfg.data, cfg.data_dir, cfg.res)
+        self.space = PixelSpace.fit(self.dataset)
+        self.spec = model_spec_for(cfg, self.dataset)
+        self.dir = cfg.run_dir / "experts"
+        self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
+
+    def metadata(self, index: int) -> dict:
+        c = self.cfg
+        return {"kind": "expert-trajectory", "index": index, "model": self.spec.to_dict(),
+                "dataset": self.dataset.name, "class_names": self.dataset.class_names,
+                "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
+                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None}
+
+    def run(self, indices: list[int] | None = None) -> list[Path]:
+        """Train every missing expert (or just `indices`); returns the trajectory paths."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_tensors(self.dir / SPACE_FILE, self.space.state_dict(), {"kind": "pixel-space"})
+        indices = list(range(self.cfg.num_experts)) if indices is None else indices
+        paths = []
+        for index in indices:
+            path = expert_path(self.dir, index)
+            if path.exists():
+                load_tensors(path)  # a corrupt file is an error, not a silent skip
+                log.info("expert %d already trained: %s", index, path)
+            else:
+                self.train_one(index)
+            paths.append(path)
+        return paths
+
+    def train_one(self, index: int) -> torch.Tensor:
+        """Train expert `index` and write its trajectory (epochs + 1, P); resumes a partial one."""
+        cfg, data = self.cfg, self.dataset
+        torch.manual_seed(cfg.seed * 100_003 + index)  # model init
+        model = self.spec.build().to(self.device)
+        flat = FlatParams(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr_teacher, momentum=cfg.momentum_teacher)
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + index + 50_000)
+        trajectory = [flat.get().cpu()]
+        partial = expert_path(self.dir, index).with_suffix(".partial.safetensors")
+        if partial.exists():
+            trajectory = self._restore_partial(partial, flat, optimizer, generator)
+            log.info("expert %d: resuming after epoch %d", index, len(trajectory) - 1)
+        start = time.time()
+        bar = tqdm(range(len(trajectory) - 1, cfg.epochs), desc=f"expert {index + 1}/{cfg.num_experts}",
+                   unit="epoch", initial=len(trajectory) - 1, total=cfg.epochs, dynamic_ncols=True)
+        for epoch in bar:
+            loss_sum, correct = 0.0, 0
+            for batch in shuffled_batches(len(data.train_images), cfg.batch_train, generator):
+                x = self.space.encode(data.train_images[batch]).to(self.device)
+                y = data.train_labels[batch].to(self.device)
+                loss, right = sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator))
+                loss_sum += loss * len(batch)
+                correct += right
+            trajectory.append(flat.get().cpu())
+            n = len(data.train_images)
+            self.log.write(expert=index, epoch=epoch + 1, train_loss=loss_sum / n, train_acc=correct / n)
+            bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
+            if epoch + 1 < cfg.epochs:
+                self._save_partial(partial, trajectory, optimizer, generator)
+        accuracy = top1_accuracy(model, data.test_images, data.test_labels, self.space, self.device)
+        meta = {**self.metadata(index), "test_acc": accuracy, "train_seconds": time.time() - start}
+        save_tensors(expert_path(self.dir, index), {"trajectory": torch.stack(trajectory)}, meta)
+        partial.unlink(missing_ok=True)
+        self.log.write(expert=index, test_acc=accuracy)
+        log.info("expert %d: test accuracy %.2f%%", index, 100 * accuracy)
+        return torch.stack(trajectory)
+
+    def _save_partial(self, path: Path, trajectory: list[torch.Tensor], optimizer: torch.optim.Optimizer,
+                      generator: torch.Generator) -> None:
+        tensors = {"trajectory": torch.stack(trajectory), "generator": generator.get_state()}
+        momentum = [optimizer.state[p].get("momentum_buffer") for p in _params(optimizer)]
+        if all(m is not None for m in momentum):
+            tensors["momentum"] = torch.cat([m.reshape(-1) for m in momentum])
+        save_tensors(path, tensors, {"kind": "expert-partial", **self.metadata(-1)})
+
+    def _restore_partial(self, path: Path, flat: FlatParams, optimizer: torch.optim.Optimizer,
+                         generator: torch.Generator) -> list[torch.Tensor]:
+        tensors, meta = load_tensors(path)
+        expected = self.metadata(-1)
+        if {k: meta.get(k) for k in expected} != expected:
+            raise CheckpointError(f"{path} was written with other settings; delete it or rerun with the "
+                                  f"settings it was started with")
+        trajectory = list(tensors["trajectory"].unbind(0))
+        flat.set(trajectory[-1].to(next(iter(_params(optimizer))).device))
+        generator.set_state(tensors["generator"])
+        if "momentum" in tensors:
+            params = _params(optimizer)
+            for p, m in zip(params, tensors["momentum"].split([q.numel() for q in params])):
+                optimizer.state[p]["momentum_buffer"] = m.view_as(p).to(p.device).clone()
+        return trajectory
+
+
+def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+@dataclass
+class ExpertBank:
+    """The stored trajectories of one experts folder; reads only the epochs a distillation step needs."""
+
+    paths: list[Path]
+    metadata: dict
+
+    @classmethod
+    def open(cls, experts_dir: str | Path) -> "ExpertBank":
+        experts_dir = Path(experts_dir)
+        paths = sorted(p for p in experts_dir.glob("expert_*.safetensors") if ".partial." not in p.name)
+        if not paths:
+            raise CheckpointError(f"no expert trajectories in {experts_dir}; run `texdistill experts` first "
+                                  f"(with the same --out) or pass --experts-dir")
+        metas = [load_tensors(p)[1] for p in paths]
+        keys = ("model", "dataset", "class_names", "lr")
+        for path, meta in zip(paths[1:], metas[1:]):
+            for key in keys:
+                if meta.get(key) != metas[0].get(key):
+                    raise CheckpointError(f"{path.name} has another {key} than {paths[0].name}; "
+                                          f"keep one model/dataset per experts folder")
+        return cls(paths, metas[0])
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(**self.metadata["model"])
+
+    @property
+    def num_epochs(self) -> int:
+        return int(self.metadata["epochs"])
+
+    def space(self) -> PixelSpace:
+        tensors, _ = load_tensors(self.paths[0].parent / SPACE_FILE)
+        return PixelSpace.from_state_dict(tensors)
+
+    def epochs(self, expert: int, *epochs: int) -> list[torch.Tensor]:
+        """Flat parameter vectors of `expert` at the given epochs (0 = initialisation)."""
+        with safe_open(str(self.paths[expert]), framework="pt") as f:
+            rows = f.get_slice("trajectory")
+            return [rows[e] for e in epochs]
+
+
+def run(cfg: ExpertsConfig) -> list[Path]:
+    return ExpertTrainer(cfg).run()

@@ -1,0 +1,112 @@
+"""The ConvNet family of the distillation literature, runnable from a flat parameter vector."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from texdistill.errors import ConfigError
+
+NORMS = ("instancenorm", "none")
+
+
+def depth_for_resolution(res: int) -> int:
+    """Depth used by MTT/DSA for a given side length: 28/32 → 3, 64 → 4, 128 → 5, 256 → 6."""
+    return max(1, round(math.log2(res)) - 2)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a ConvNet; stored with every trajectory and checkpoint."""
+
+    channels: int
+    num_classes: int
+    height: int
+    width_px: int
+    width: int = 128
+    depth: int = 3
+    norm: str = "instancenorm"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ConfigError(f"unknown norm '{self.norm}'; choose one of {NORMS}")
+        if self.depth < 1 or self.width < 1:
+            raise ConfigError(f"ConvNet needs depth ≥ 1 and width ≥ 1, got depth {self.depth}, width {self.width}")
+        if min(self.height, self.width_px) >> self.depth < 1:
+            raise ConfigError(f"depth {self.depth} pools a {self.height}×{self.width_px} image to nothing; "
+                              f"use --depth {max(1, min(self.height, self.width_px).bit_length() - 1)} or less")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def build(self) -> "ConvNet":
+        return ConvNet(self)
+
+
+class ConvNet(nn.Module):
+    """depth × [conv3×3 → instance norm → ReLU → avgpool 2], then a linear classifier."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        layers: list[nn.Module] = []
+        in_ch, h, w = spec.channels, spec.height, spec.width_px
+        for _ in range(spec.depth):
+            layers.append(nn.Conv2d(in_ch, spec.width, kernel_size=3, padding=1))
+            if spec.norm == "instancenorm":
+                # instance norm with affine parameters, as GroupNorm with one group per channel
+                layers.append(nn.GroupNorm(spec.width, spec.width, affine=True))
+            layers += [nn.ReLU(), nn.AvgPool2d(kernel_size=2, stride=2)]
+            in_ch, h, w = spec.width, h // 2, w // 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(spec.width * h * w, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, num_classes)
+        return self.classifier(self.features(x).flatten(1))
+
+
+class FlatParams:
+    """Views a model's parameters as one flat vector θ and runs the model functionally from any θ."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.names = [name for name, _ in model.named_parameters()]
+        self.shapes = [p.shape for _, p in model.named_parameters()]
+        self.numels = [p.numel() for _, p in model.named_parameters()]
+
+    @property
+    def size(self) -> int:
+        return sum(self.numels)
+
+    def get(self) -> torch.Tensor:
+        """The model's current parameters as one detached flat vector (P,)."""
+        return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
+
+    def set(self, flat: torch.Tensor) -> None:
+        """Copy a flat vector (P,) into the model's parameters."""
+        with torch.no_grad():
+            for p, chunk in zip(self.model.parameters(), flat.split(self.numels)):
+                p.copy_(chunk.view_as(p))
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: chunk.view(shape)
+                for name, shape, chunk in zip(self.names, self.shapes, flat.split(self.numels))}
+
+    def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the model with parameters `flat` (P,) on images x (B, C, H, W)."""
+        return functional_call(self.model, self.unflatten(flat), (x,))
+
+
+def resolve_depth(depth: int | None, height: int, width_px: int) -> int:
+    """The configured depth, or the literature's depth for this resolution."""
+    return depth if depth else depth_for_resolution(min(height, width_px))
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with hard (B,) int or soft (B, K) probability targets."""
+    return F.cross_entropy(logits, targets)

@@ -1,0 +1,254 @@
+"""The learnable synthetic set: one interface, two parametrisations.
+
+- ImageSet: k images per class.
+- TextureCanvas: one toroidal canvas per class; a sample is a set of res×res crops at uniformly random
+  offsets that wrap around both edges, so crops across the seams are as likely as any other.
+
+Both draw their randomness from a seed (`draw(seed)`), so a student step can be replayed exactly, and
+return (images, labels) through `sample(seed)`; nothing else in texdistill branches on the kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from texdistill.data import ImageDataset, PixelSpace
+from texdistill.errors import ConfigError
+from texdistill.textures import image_grid, tile
+
+INITS = ("real", "noise", "real-tiled")
+
+
+@dataclass
+class Draw:
+    """The random choices of one sample() call: which images, or which canvas crops."""
+
+    seed: int
+    index: torch.Tensor  # (B,) image index (ImageSet) or class of the canvas (TextureCanvas)
+    dy: torch.Tensor | None = None  # (B,) crop row offsets (TextureCanvas)
+    dx: torch.Tensor | None = None  # (B,) crop column offsets (TextureCanvas)
+
+
+class SyntheticSet(nn.Module):
+    """Base: learnable `pixels`, fixed `labels`; subclasses define how a batch is drawn."""
+
+    kind: str
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int):
+        super().__init__()
+        self.pixels = nn.Parameter(pixels)
+        self.register_buffer("labels", labels)
+        self.num_classes = num_classes
+
+    def draw(self, seed: int, per_class: int | None = None) -> Draw:
+        raise NotImplementedError
+
+    def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, seed: int, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch (images (B, C, H, W), labels (B,)) determined by `seed`; differentiable."""
+        return self.take(self.draw(seed, per_class))
+
+    def class_pixels(self, label: int) -> torch.Tensor:
+        """What a class owns, for saving/previews: (k, C, H, W) images or (1, C, Hc, Wc) canvas."""
+        return self.pixels[self.labels == label].detach()
+
+    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
+        """PNG files (relative path → uint8 (C, H, W)) that show what class `label` learned."""
+        raise NotImplementedError
+
+    @property
+    def epoch_size(self) -> int:
+        """Samples per evaluation epoch: all images, or the equal-pixel-budget number of crops."""
+        raise NotImplementedError
+
+    def baselines(self, dataset: ImageDataset, space: PixelSpace,
+                  generator: torch.Generator) -> dict[str, "SyntheticSet"]:
+        """Sets of random real images with the same pixel budget, to compare the distilled set with."""
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """JSON settings that, with the tensors, rebuild this set (see from_state)."""
+        return {"kind": self.kind, "num_classes": self.num_classes}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"pixels": self.pixels.detach(), "labels": self.labels}
+
+
+class ImageSet(SyntheticSet):
+    """k learnable images per class; a sample is `batch` of them at random (all by default, as MTT)."""
+
+    kind = "images"
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, batch: int | None = None):
+        super().__init__(pixels, labels, num_classes)
+        self.batch = batch
+
+    def draw(self, seed: int, per_class: int | None = None) -> Draw:
+        n = len(self.pixels)
+        size = per_class * self.num_classes if per_class else (self.batch or n)
+        if size >= n:
+            return Draw(seed, torch.arange(n))
+        generator = torch.Generator().manual_seed(seed)
+        return Draw(seed, torch.randperm(n, generator=generator)[:size].sort().values)
+
+    def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        index = draw.index.to(self.pixels.device)
+        return self.pixels[index], self.labels[index]
+
+    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
+        return {f"images/{name}.png": image_grid(to_uint8(self.class_pixels(label)))}
+
+    @property
+    def epoch_size(self) -> int:
+        return len(self.pixels)
+
+    def baselines(self, dataset: ImageDataset, space: PixelSpace,
+                  generator: torch.Generator) -> dict[str, SyntheticSet]:
+        ipc = len(self.pixels) // self.num_classes
+        return {f"random real ×{ipc}": build_synthetic(False, "real", dataset, space, generator, ipc=ipc)}
+
+    def settings(self) -> dict:
+        return {**super().settings(), "batch": self.batch}
+
+
+class TextureCanvas(SyntheticSet):
+    """One learnable torus per class, shape (K, C, Hc, Wc); samples are wrap-around crops of `crop` size."""
+
+    kind = "texture"
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                 crop: tuple[int, int], canvas_samples: int = 1):
+        super().__init__(pixels, labels, num_classes)
+        if pixels.shape[2] < crop[0] or pixels.shape[3] < crop[1]:
+            raise ConfigError(f"canvas {pixels.shape[2]}×{pixels.shape[3]} is smaller than the crop "
+                              f"{crop[0]}×{crop[1]}; use --canvas-size ≥ 1")
+        self.crop = tuple(crop)
+        self.canvas_samples = canvas_samples
+
+    def draw(self, seed: int, per_class: int | None = None) -> Draw:
+        per_class = per_class or self.canvas_samples
+        generator = torch.Generator().manual_seed(seed)
+        index = torch.arange(self.num_classes).repeat_interleave(per_class)
+        canvas_h, canvas_w = self.pixels.shape[2], self.pixels.shape[3]
+        dy = torch.randint(canvas_h, (len(index),), generator=generator)
+        dx = torch.randint(canvas_w, (len(index),), generator=generator)
+        return Draw(seed, index, dy, dx)
+
+    def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.pixels.device
+        crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
+        return crops, self.labels[draw.index.to(device)]
+
+    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
+        canvas = to_uint8(self.class_pixels(label))[0]
+        return {f"textures/{name}.png": canvas, f"textures/{name}_3x3.png": tile(canvas, 3, 3)}
+
+    @property
+    def epoch_size(self) -> int:
+        return self.num_classes * self.crops_per_canvas
+
+    def baselines(self, dataset: ImageDataset, space: PixelSpace,
+                  generator: torch.Generator) -> dict[str, SyntheticSet]:
+        canvas_size = self.pixels.shape[2] / self.crop[0]
+        tiled = build_synthetic(True, "real-tiled", dataset, space, generator, canvas_size=canvas_size,
+                                canvas_samples=self.canvas_samples)
+        n = self.crops_per_canvas
+        return {"random real tiled": tiled,
+                f"random real ×{n} (same pixels)": build_synthetic(False, "real", dataset, space, generator, ipc=n)}
+
+    @property
+    def crops_per_canvas(self) -> int:
+        """How many crops hold as many pixels as one canvas (the equal-budget count)."""
+        return max(1, round(self.pixels.shape[2] * self.pixels.shape[3] / (self.crop[0] * self.crop[1])))
+
+    def settings(self) -> dict:
+        return {**super().settings(), "crop": list(self.crop), "canvas_samples": self.canvas_samples}
+
+
+def wrap_crops(canvases: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+               crop: tuple[int, int]) -> torch.Tensor:
+    """Crops (B, C, h, w) of canvases (K, C, Hc, Wc) at top-left (dy, dx), wrapping around both edges.
+
+    Equivalent to rolling canvas index[b] by (-dy[b], -dx[b]) and taking the top-left crop; done as one
+    gather so the gradient reaches every canvas pixel, on both sides of a seam.
+    """
+    h, w = crop
+    _, _, canvas_h, canvas_w = canvases.shape
+    rows = (dy.view(-1, 1) + torch.arange(h, device=canvases.device)) % canvas_h  # (B, h)
+    cols = (dx.view(-1, 1) + torch.arange(w, device=canvases.device)) % canvas_w  # (B, w)
+    picked = canvases.permute(0, 2, 3, 1)[index.view(-1, 1, 1), rows.unsqueeze(2), cols.unsqueeze(1)]
+    return picked.permute(0, 3, 1, 2)  # (B, C, h, w)
+
+
+def canvas_shape(crop: tuple[int, int], canvas_size: float) -> tuple[int, int]:
+    """Canvas side lengths for a crop size and a canvas/crop ratio ≥ 1."""
+    if canvas_size < 1:
+        raise ConfigError(f"--canvas-size must be ≥ 1 (canvas side / crop side), got {canvas_size}")
+    return round(crop[0] * canvas_size), round(crop[1] * canvas_size)
+
+
+def real_images(dataset: ImageDataset, space: PixelSpace, label: int, count: int,
+                generator: torch.Generator) -> torch.Tensor:
+    """`count` random real images of a class, encoded (count, C, H, W); repeats if the class is small."""
+    pool = dataset.images_of_class(label)
+    pick = torch.randperm(len(pool), generator=generator)
+    pick = pick.repeat(math.ceil(count / len(pool)))[:count]
+    return space.encode(pool[pick])
+
+
+def collage(images: torch.Tensor, canvas: tuple[int, int]) -> torch.Tensor:
+    """Lay images (n, C, h, w) out row by row on a canvas (C, Hc, Wc), cropping the last row/column."""
+    n, c, h, w = images.shape
+    rows, cols = math.ceil(canvas[0] / h), math.ceil(canvas[1] / w)
+    grid = images[torch.arange(rows * cols) % n].view(rows, cols, c, h, w)
+    return grid.permute(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)[:, :canvas[0], :canvas[1]]
+
+
+def init_pixels(kind: str, init: str, dataset: ImageDataset, space: PixelSpace, per_class: int,
+                canvas: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:
+    """Initial pixels: (K·k, C, H, W) images, or (K, C, Hc, Wc) canvases when `canvas` is given."""
+    if init not in INITS:
+        raise ConfigError(f"unknown --init '{init}'; choose one of {', '.join(INITS)}")
+    c, (h, w) = dataset.channels, dataset.image_size
+    out_h, out_w = canvas or (h, w)
+    blocks = []
+    for label in range(dataset.num_classes):
+        if init == "noise":
+            blocks.append(torch.randn(1 if canvas else per_class, c, out_h, out_w, generator=generator))
+        elif canvas is None:
+            blocks.append(real_images(dataset, space, label, per_class, generator))
+        else:
+            count = 1 if init == "real-tiled" else math.ceil(out_h / h) * math.ceil(out_w / w)
+            blocks.append(collage(real_images(dataset, space, label, count, generator), canvas).unsqueeze(0))
+    return torch.cat(blocks)
+
+
+def build_synthetic(texture: bool, init: str, dataset: ImageDataset, space: PixelSpace, generator: torch.Generator,
+                    ipc: int = 1, canvas_size: float = 2.0, canvas_samples: int = 1,
+                    batch: int | None = None) -> SyntheticSet:
+    """A fresh ImageSet (ipc per class) or TextureCanvas (canvas_size × crop) initialised from `init`."""
+    crop = dataset.image_size
+    k = dataset.num_classes
+    if texture:
+        canvas = canvas_shape(crop, canvas_size)
+        pixels = init_pixels("texture", init, dataset, space, 1, canvas, generator)
+        return TextureCanvas(pixels, torch.arange(k), k, crop, canvas_samples)
+    if ipc < 1:
+        raise ConfigError(f"--ipc (images per class) must be ≥ 1, got {ipc}")
+    pixels = init_pixels("images", init, dataset, space, ipc, None, generator)
+    return ImageSet(pixels, torch.arange(k).repeat_interleave(ipc), k, batch)
+
+
+def from_state(settings: dict, tensors: dict[str, torch.Tensor]) -> SyntheticSet:
+    """Rebuild a set saved with settings() and state_tensors()."""
+    pixels, labels, k = tensors["pixels"], tensors["labels"], settings["num_classes"]
+    if settings["kind"] == "texture":
+        return TextureCanvas(pixels, labels, k, tuple(settings["crop"]), settings["canvas_samples"])
+    return ImageSet(pixels, labels, k, settings.get("batch"))

@@ -1,0 +1,46 @@
+"""Plain supervised training pieces shared by experts and evaluation: one SGD step, test accuracy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from texdistill.augment import DSAConfig, augment
+from texdistill.data.space import PixelSpace
+from texdistill.models import classification_loss
+
+
+def random_seed(generator: torch.Generator) -> int:
+    """A fresh 62-bit seed drawn from `generator` (for a DSA call or a sub-generator)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, targets: torch.Tensor,
+             dsa: DSAConfig | None, seed: int) -> tuple[float, int]:
+    """One training step on x (B, C, H, W) with DSA seeded by `seed`; returns (loss, #correct)."""
+    logits = model(augment(x, dsa, seed))
+    loss = classification_loss(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    hard = targets if targets.ndim == 1 else targets.argmax(1)
+    return loss.item(), int((logits.argmax(1) == hard).sum())
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A random permutation of range(n) cut into batches (the last one may be smaller)."""
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+@torch.no_grad()
+def top1_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, space: PixelSpace,
+                  device: torch.device, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of `model` on uint8 images (N, C, H, W)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = space.encode(images[start:start + batch_size]).to(device)
+        correct += int((model(x).argmax(1).cpu() == labels[start:start + batch_size]).sum())
+    model.train(was_training)
+    return correct / max(1, len(images))

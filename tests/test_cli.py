@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from texdistill.cli import main
+from texdistill.config import STAGES
+
+
+@pytest.mark.parametrize("command", [*STAGES, "demo", "presets"])
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: texdistill" in out
+    if command in STAGES:
+        for flag in ("--out", "--seed", "--device", "--preset"):
+            assert flag in out
+
+
+def test_presets_are_listed(capsys):
+    assert main(["presets"]) == 0
+    assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["experts", "--num-experts", "0"], "--num-experts must be ≥ 1"),
+    (["experts", "--preset", "nope"], "unknown preset"),
+    (["experts", "--data", "imagenet-please"], "unknown dataset"),
+    (["distill", "--syn-steps", "-3"], "--syn-steps must be ≥ 1"),
+    (["distill", "--canvas-size", "0.5"], "--canvas-size must be ≥ 1"),
+    (["distill", "--ipc", "0"], "--ipc must be ≥ 1"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("texdistill: error:") and message in err[0]
+
+
+def test_distill_without_experts_says_what_to_run(tmp_path, capsys):
+    assert main(["distill", "--out", str(tmp_path)]) == 2
+    assert "texdistill experts" in capsys.readouterr().err
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "texdistill", "demo", "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for relative in ("config.json", "log.jsonl", "checkpoint.safetensors", "synthetic.safetensors", "eval.json",
+                     "experts/expert_000.safetensors", "textures/sandal.png", "textures/sandal_3x3.png",
+                     "snapshots/it_000000.safetensors"):
+        assert (out / relative).exists(), relative
+    results = json.loads((out / "eval.json").read_text())
+    assert results["complete"] and results["sets"]["distilled"]["mean"] > 0.15  # chance: 0.10
+    assert {"random real tiled"} <= set(results["sets"])

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from texdistill.config import ExpertsConfig
+from texdistill.errors import CheckpointError
+from texdistill.experts import ExpertBank, ExpertTrainer, expert_path
+from texdistill.models import FlatParams
+from texdistill.storage import load_tensors
+from texdistill.training import top1_accuracy
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_data):
+    cfg = ExpertsConfig(out=str(tmp_path_factory.mktemp("run")), width=32, num_experts=1, epochs=2)
+    trainer = ExpertTrainer(cfg, demo_data)
+    trajectory = trainer.train_one(0)
+    return cfg, trainer, trajectory
+
+
+def test_expert_learns_well_above_chance(trained):
+    _, _, _ = trained
+    meta = load_tensors(expert_path(trained[0].run_dir / "experts", 0))[1]
+    assert meta["test_acc"] > 0.5  # chance is 0.1
+
+
+def test_trajectory_reloads_identically_without_pickle(trained, demo_data):
+    cfg, trainer, trajectory = trained
+    path = expert_path(cfg.run_dir / "experts", 0)
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors JSON header, not a pickle
+    tensors, meta = load_tensors(path)
+    assert torch.equal(tensors["trajectory"], trajectory) and trajectory.shape[0] == cfg.epochs + 1
+    assert meta["model"]["width"] == 32 and meta["lr"] == 0.01 and meta["dataset"] == "fashion-demo"
+    # the last row is the trained network: rebuilding it reproduces the recorded accuracy
+    model = trainer.spec.build()
+    FlatParams(model).set(trajectory[-1])
+    acc = top1_accuracy(model, demo_data.test_images, demo_data.test_labels, trainer.space, torch.device("cpu"))
+    assert acc == pytest.approx(meta["test_acc"])
+    bank = ExpertBank.open(cfg.run_dir / "experts")
+    start, end = bank.epochs(0, 0, 2)
+    assert torch.equal(start, trajectory[0]) and torch.equal(end, trajectory[2])
+
+
+def test_rerun_skips_finished_experts(trained, demo_data, monkeypatch):
+    cfg, trainer, _ = trained
+    path = expert_path(cfg.run_dir / "experts", 0)
+    before = path.read_bytes()
+    monkeypatch.setattr(ExpertTrainer, "train_one", lambda self, i: pytest.fail("retrained a finished expert"))
+    ExpertTrainer(cfg, demo_data).run()
+    assert path.read_bytes() == before
+
+
+def test_partial_expert_resumes_to_the_same_trajectory(tmp_path, demo_data):
+    small = demo_data.__class__(demo_data.name, demo_data.train_images[::20], demo_data.train_labels[::20],
+                                demo_data.test_images[:100], demo_data.test_labels[:100], demo_data.class_names)
+    cfg = ExpertsConfig(out=str(tmp_path / "a"), width=8, num_experts=1, epochs=3, momentum_teacher=0.5)
+    full = ExpertTrainer(cfg, small).train_one(0)
+
+    cfg_b = ExpertsConfig(out=str(tmp_path / "b"), width=8, num_experts=1, epochs=3, momentum_teacher=0.5)
+    trainer = ExpertTrainer(cfg_b, small)
+    trainer.dir.mkdir(parents=True)
+    calls = {"n": 0}
+    original = ExpertTrainer._save_partial
+
+    def save_then_die(self, *args):
+        original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # killed right after epoch 1 was saved
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ExpertTrainer, "_save_partial", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train_one(0)
+    assert expert_path(trainer.dir, 0).with_suffix(".partial.safetensors").exists()
+    resumed = ExpertTrainer(cfg_b, small).train_one(0)
+    assert torch.equal(resumed, full)
+    assert not expert_path(trainer.dir, 0).with_suffix(".partial.safetensors").exists()
+
+
+def test_corrupt_trajectory_is_a_clear_error(tmp_path):
+    (tmp_path / "expert_000.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ExpertBank.open(tmp_path)
+    with pytest.raises(CheckpointError, match="no expert trajectories"):
+        ExpertBank.open(tmp_path / "empty")

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from texdistill.errors import ConfigError
+from texdistill.models import FlatParams, ModelSpec, depth_for_resolution
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("res", [28, 32, 64, 128])
+def test_convnet_output_shape(channels, res):
+    depth = depth_for_resolution(res)
+    model = ModelSpec(channels, 10, res, res, width=8, depth=depth).build()
+    assert model(torch.randn(2, channels, res, res)).shape == (2, 10)
+
+
+def test_depth_follows_the_literature():
+    assert [depth_for_resolution(r) for r in (28, 32, 64, 128, 256)] == [3, 3, 4, 5, 6]
+
+
+def test_flat_forward_equals_module_forward():
+    model = ModelSpec(3, 5, 32, 32, width=8, depth=3).build()
+    flat = FlatParams(model)
+    x = torch.randn(4, 3, 32, 32)
+    theta = flat.get()
+    assert theta.shape == (flat.size,) and flat.size == sum(p.numel() for p in model.parameters())
+    torch.testing.assert_close(flat.forward(theta, x), model(x), rtol=0, atol=0)
+    # a different θ changes the output; set() writes it into the module
+    other = theta + 0.1 * torch.randn_like(theta)
+    out = flat.forward(other, x)
+    assert not torch.allclose(out, model(x))
+    flat.set(other)
+    torch.testing.assert_close(model(x), out)
+
+
+def test_instance_norm_is_groupnorm_per_channel():
+    model = ModelSpec(1, 2, 28, 28, width=8, depth=3).build()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 3 and all(n.num_groups == n.num_channels == 8 and n.affine for n in norms)
+
+
+def test_too_deep_for_resolution_is_a_clear_error():
+    with pytest.raises(ConfigError, match="--depth"):
+        ModelSpec(1, 2, 8, 8, width=4, depth=5)
