@@ -5,10 +5,10 @@ import sys
 import pytest
 
 from texdistill.cli import main
-from texdistill.config import STAGES
+from texdistill.config import RUN_COMMANDS, STAGES
 
 
-@pytest.mark.parametrize("command", [*STAGES, "demo", "presets"])
+@pytest.mark.parametrize("command", [*STAGES, *RUN_COMMANDS, "demo", "presets"])
 def test_help_explains_every_option(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -51,7 +51,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for relative in ("config.json", "log.jsonl", "checkpoint.safetensors", "synthetic.safetensors", "eval.json",
                      "experts/expert_000.safetensors", "textures/sandal.png", "textures/sandal_3x3.png",
-                     "snapshots/it_000000.safetensors"):
+                     "snapshots/it_000000.safetensors", "mockups/sandal_tshirt.png", "mockups/sheet_scarf.png"):
         assert (out / relative).exists(), relative
     results = json.loads((out / "eval.json").read_text())
     assert results["complete"] and results["sets"]["distilled"]["mean"] > 0.15  # chance: 0.10

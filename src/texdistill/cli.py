@@ -12,7 +12,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from texdistill import __version__
-from texdistill.config import PRESETS, STAGES, CommonConfig, build_config, field_types, file_values, preset_values
+from texdistill.config import (PRESETS, RUN_COMMANDS, STAGES, build_config, field_types, file_values,
+                               preset_values)
 from texdistill.errors import TexdistillError
 from texdistill.hostmem import keep_freed_memory
 
@@ -23,16 +24,19 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_class: type[CommonConfig],
+def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
                      defaults: dict[str, Any]) -> None:
-    """One flag per config field, with the field's help text and the effective default."""
+    """One flag (or optional positional argument) per config field, with its help text and effective default."""
     types_ = field_types(config_class)
     for f in dataclasses.fields(config_class):
         base, optional = types_[f.name]
         default = defaults.get(f.name, f.default)
         help_text = f.metadata.get("help", "")
         shown = "auto" if default is None else default
-        if base is bool:
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(),
+                                help=f"{help_text} (default: {shown})")
+        elif base is bool:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{help_text} (default: {shown})")
         else:
@@ -49,6 +53,8 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
         from texdistill.distill import run
     elif stage == "evaluate":
         from texdistill.evaluate import run
+    elif stage == "mockup":
+        from texdistill.mockup import run
     else:
         raise KeyError(stage)
     return run
@@ -56,7 +62,8 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
 
 STAGE_HELP = {"experts": "train expert networks on real data and store their trajectories",
               "distill": "learn synthetic images or tileable class textures by trajectory matching",
-              "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines"}
+              "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines",
+              "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)"}
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -79,6 +86,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         p.add_argument("--config", help="JSON file of option → value (e.g. a run's config.json)")
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
         add_config_flags(p, config_class, defaults)
+    for command, config_class in RUN_COMMANDS.items():
+        p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
+        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+        add_config_flags(p, config_class, {})
     p = sub.add_parser("demo", help="experts → texture distillation → evaluation on the embedded data",
                        description="Runs the whole pipeline on the embedded Fashion-MNIST subset with the "
                        "'demo' preset (≤ 10 min on 2 CPU cores) and writes everything to runs/demo/.")
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             run_demo(quick=args.quick, out=args.out, device=args.device, seed=args.seed)
             return 0
         values = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "debug")}
-        cfg = build_config(STAGES[args.command], values)
+        cfg = build_config({**STAGES, **RUN_COMMANDS}[args.command], values)
         _stage_runner(args.command)(cfg)
         return 0
     except TexdistillError as exc:

@@ -18,11 +18,12 @@ import torch
 
 from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.errors import ConfigError
+from texdistill.garments import GARMENTS
 
 
-def option(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A config field with its help text (and optional choices) for the generated CLI flag."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
+    """A config field with its help text (and optional choices) for the generated CLI flag or positional argument."""
+    return field(default=default, metadata={"help": help, "choices": choices, "positional": positional})
 
 
 def _require(condition: bool, message: str) -> None:
@@ -163,6 +164,47 @@ STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": Di
                                          "evaluate": EvalConfig}
 
 
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list of names (None stays None)."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@dataclass
+class MockupConfig:
+    """Render each class texture of a run as fabric on garment and product silhouettes: RUN/mockups/."""
+
+    run: str = option("runs/demo", "run folder holding synthetic.safetensors (a finished or checkpointed "
+                                   "distillation)", positional=True)
+    classes: str | None = option(None, "comma-separated class names to mock up (auto: every class)")
+    garments: str = option("tshirt,dress,scarf,tote,cushion", "comma-separated silhouettes "
+                                                               f"({', '.join(GARMENTS)})")
+    scale: float = option(4.0, "pattern scale: texture tiles across the garment's width (more = a smaller print)")
+    size: int = option(512, "side of each mock-up PNG in pixels")
+    shading: bool = option(True, "folds and shadows as a luminance multiply (--no-shading: flat fabric)")
+
+    def __post_init__(self) -> None:
+        unknown = [g for g in self.garment_list if g not in GARMENTS]
+        _require(self.garment_list and not unknown,
+                 f"unknown garment {', '.join(unknown) or '(none given)'} in --garments; choose from "
+                 f"{', '.join(GARMENTS)}")
+        _require(self.classes is None or bool(self.class_list), "--classes is empty; leave it out for all classes")
+        _require(64 <= self.size <= 8192, f"--size must be in [64, 8192] pixels, got {self.size}")
+        _require(0 < self.scale <= self.size / 8, f"--scale must be in (0, {self.size / 8:g}] (tiles of at least "
+                                                  f"a few pixels at --size {self.size}), got {self.scale}")
+
+    @property
+    def class_list(self) -> list[str] | None:
+        return _names(self.classes)
+
+    @property
+    def garment_list(self) -> list[str]:
+        return _names(self.garments)
+
+
+# commands that read a finished run folder: RUN is positional, no presets
+RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig}
+
+
 # name → (one-line description, flat field → value overrides; each stage takes the fields it has)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops (≤ 10 min)",
@@ -221,7 +263,7 @@ def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
     return result
 
 
-def build_config(config_class: type[CommonConfig], values: dict[str, Any]) -> CommonConfig:
+def build_config(config_class: type, values: dict[str, Any]) -> Any:
     """Instantiate a stage config from flat values, ignoring the keys of other stages."""
     names = {f.name for f in dataclasses.fields(config_class)}
     return config_class(**{k: v for k, v in values.items() if k in names})

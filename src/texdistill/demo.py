@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
-from texdistill import distill, evaluate, experts
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config, preset_values
+from texdistill import distill, evaluate, experts, mockup
+from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, MockupConfig, build_config, preset_values
 
 log = logging.getLogger(__name__)
 
 
 def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", seed: int = 0) -> dict:
-    """Experts (if missing) → texture distillation → evaluation vs real baselines; returns eval results."""
+    """Experts (if missing) → texture distillation → evaluation vs baselines → garment mock-ups; returns eval results."""
     values = preset_values("demo-quick" if quick else "demo")
     values.update(device=device, seed=seed)
     if out:
@@ -21,5 +21,7 @@ def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", 
     experts.run(build_config(ExpertsConfig, values))
     distill.run(build_config(DistillConfig, values))
     results = evaluate.run(build_config(EvalConfig, values))
-    log.info("demo finished in %.1f min; look at %s/textures/*_3x3.png", (time.time() - started) / 60, values["out"])
+    mockup.run(MockupConfig(run=values["out"]))
+    log.info("demo finished in %.1f min; look at %s/textures/*_3x3.png and %s/mockups/", (time.time() - started) / 60,
+             values["out"], values["out"])
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -115,11 +116,21 @@ def read_jsonl(path: str | Path, stage: str | None = None) -> list[dict]:
     return records
 
 
-def save_png(path: str | Path, image: torch.Tensor, dpi: float | None = None) -> None:
-    """Write a uint8 (C, H, W) tensor (C = 1 or 3) as PNG, atomically."""
+def _pil(image: torch.Tensor):
+    """A uint8 (C, H, W) tensor (C = 1, 2 or 3: L, LA, RGB) as a PIL image."""
     from PIL import Image
 
     array = image.permute(1, 2, 0).cpu().numpy()
-    pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    options = {"dpi": (dpi, dpi)} if dpi else {}
-    atomic_write(path, lambda f: pil.save(f, format="PNG", **options))
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def png_bytes(image: torch.Tensor, dpi: float | None = None) -> bytes:
+    """A uint8 (C, H, W) tensor (C = 1, 2 or 3) encoded as PNG, with its DPI in the pHYs chunk when given."""
+    buffer = io.BytesIO()
+    _pil(image).save(buffer, format="PNG", **({"dpi": (dpi, dpi)} if dpi else {}))
+    return buffer.getvalue()
+
+
+def save_png(path: str | Path, image: torch.Tensor, dpi: float | None = None) -> None:
+    """Write a uint8 (C, H, W) tensor (C = 1 or 3) as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(image, dpi))
