@@ -90,7 +90,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
         add_config_flags(p, config_class, {})
-    p = sub.add_parser("demo", help="experts → texture distillation → evaluation on the embedded data",
+    p = sub.add_parser("demo", help="experts → texture distillation → evaluation → mock-ups on the embedded data",
                        description="Runs the whole pipeline on the embedded Fashion-MNIST subset with the "
                        "'demo' preset (≤ 10 min on 2 CPU cores) and writes everything to runs/demo/.")
     p.add_argument("--quick", action="store_true", help="the 'demo-quick' preset: about a minute, rough textures")

@@ -119,8 +119,9 @@ def _blur(layer: torch.Tensor, radius: float) -> torch.Tensor:
 
 
 def shading(garment: Garment, frame: Frame, coverage: torch.Tensor) -> torch.Tensor:
-    """Luminance multiply (H, W) in (0, 1]: folds (a dark crease with a lit ridge above it), light from the
-    top left, darker towards the edges."""
+    """Luminance multiply (H, W) in (0, 1]: folds, light from the top left, darker towards the edges."""
+    # a fold is a blurred dark crease with a lit ridge just above-left of it (towards the light); the
+    # ridge can only undo the 8 % base dimming, so the multiply never brightens the fabric
     px = frame.px
     folds = _raster(garment, "folds", frame, line_width=2.2, supersample=1)
     creases = _blur(folds, 2.0 * px)
