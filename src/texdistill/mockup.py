@@ -18,7 +18,7 @@ import base64
 import html
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -83,9 +83,11 @@ class Layers:
     coverage: torch.Tensor  # fabric α
     ink: torch.Tensor  # outline and seams α
     shade: torch.Tensor  # luminance multiply, multiples of 1/255
+    # what compose() weighs the background and the cloth by, computed once per garment
+    backdrop: torch.Tensor = field(init=False)
+    gain: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
-        # what compose() weighs the background and the cloth by, computed once per garment
         self.backdrop = (1 - self.coverage) * (1 - self.ink)
         self.gain = self.shade * self.coverage * (1 - self.ink)
 
