@@ -1,13 +1,12 @@
-import gzip
-
 import numpy as np
 import pytest
 import torch
 
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.data.dataset import resize_square
-from texdistill.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist, read_idx
+from texdistill.data.fashion_mnist import CLASS_NAMES, read_idx
 from texdistill.errors import DataError
+from datafiles import write_idx
 
 
 def test_demo_data_loads_offline_and_is_balanced(demo_data):
@@ -28,12 +27,6 @@ def test_pixel_space_round_trip(demo_data, demo_space):
     torch.testing.assert_close(restored.encode(images), demo_space.encode(images))
 
 
-def write_idx(path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
-
-
 @pytest.mark.parametrize("compress", [True, False])
 def test_fashion_mnist_idx_reader(tmp_path, compress):
     rng = np.random.default_rng(0)
@@ -41,7 +34,7 @@ def test_fashion_mnist_idx_reader(tmp_path, compress):
     for split, n in (("train", 30), ("t10k", 20)):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)), compress)
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", np.arange(n) % 10, compress)
-    data = load_fashion_mnist(tmp_path)
+    data = load_dataset("fashion-mnist", str(tmp_path))
     assert data.train_images.shape == (30, 1, 28, 28) and data.test_images.shape == (20, 1, 28, 28)
     assert data.train_labels.tolist() == [i % 10 for i in range(30)]
     raw = read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}")

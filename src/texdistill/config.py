@@ -37,10 +37,23 @@ class CommonConfig:
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
-    data: str = option("fashion-demo", "dataset: 'fashion-demo' (embedded, offline), 'fashion-mnist' "
-                                       "(idx files in --data-dir), or another reader name")
+    data: str = option("fashion-demo", "dataset: 'fashion-demo' (embedded, offline), 'fashion-mnist', 'cifar10', "
+                                       "'cifar100', 'tinyimagenet', an ImageNet subset ('imagenette', 'imagewoof', "
+                                       "'imagemeow', 'imagesquawk', 'imagefruit', 'imageyellow') or 'folder' (your "
+                                       "own class sub-folders); README 'Your own data' shows each layout")
     data_dir: str | None = option(None, "folder with the dataset files (not needed for fashion-demo)")
-    res: int | None = option(None, "resize images to res×res; default: the dataset's own size")
+    res: int | None = option(None, "resize images to res×res (shorter side, then centre crop); default: the "
+                                   "dataset's own size (28, 32, 64), 128 for ImageNet subsets and folders")
+    classes: str | None = option(None, "comma-separated class names to keep, in label order (folder: sub-folder "
+                                       "names; ImageNet: names or synset ids); default: all classes")
+    holdout: float = option(0.1, "folder datasets without a val/ or test/ split: fraction of each class held out "
+                                 "as the test set (0: none; evaluation then has nothing to test on)")
+    cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
+    cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
+                                         "folder between runs to decode only once")
+    zca: bool = option(False, "ZCA-whiten the images (as MTT's --zca); fitted on the training set by "
+                              "`experts`, which stores it, and then used by every later stage")
+    zca_eps: float = option(0.1, "ZCA regularisation added to the covariance eigenvalues (MTT/kornia: 0.1)")
     width: int = option(128, "ConvNet channels per layer (128 in the literature; 64 is ~3× faster on CPU)")
     depth: int | None = option(None, "ConvNet depth; default from resolution (28/32 px → 3, 64 → 4, 128 → 5)")
     dsa: bool = option(True, "differentiable siamese augmentation on every training batch")
@@ -54,6 +67,9 @@ class CommonConfig:
         _require(self.res is None or self.res >= 4, f"--res must be ≥ 4, got {self.res}")
         _require(self.width >= 1, f"--width must be ≥ 1, got {self.width}")
         _require(self.depth is None or self.depth >= 1, f"--depth must be ≥ 1, got {self.depth}")
+        _require(0 <= self.holdout < 1, f"--holdout must be in [0, 1), got {self.holdout}")
+        _require(self.zca_eps > 0, f"--zca-eps must be > 0, got {self.zca_eps}")
+        _require(self.classes is None or bool(self.class_list), "--classes needs at least one class name")
         self.dsa_config()  # validates the strategy string
 
     def dsa_config(self) -> DSAConfig | None:
@@ -69,6 +85,24 @@ class CommonConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out)
+
+    @property
+    def class_list(self) -> tuple[str, ...] | None:
+        if self.classes is None:
+            return None
+        return tuple(name.strip() for name in self.classes.split(",") if name.strip())
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
+        return {"name": self.data, "data_dir": self.data_dir, "res": self.res, "classes": self.class_list,
+                "holdout": self.holdout}
+
+    @property
+    def cache_path(self) -> Path | None:
+        """Where decoded datasets are cached, or None with --no-cache."""
+        if not self.cache:
+            return None
+        return Path(self.cache_dir) if self.cache_dir else self.run_dir / "cache"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

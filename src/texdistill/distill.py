@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.safetensors"
 RESULT = "synthetic.safetensors"
 # options that may change between a run and its resumption
-RESUMABLE_CHANGES = {"iterations", "log_every", "snapshot_every", "ckpt_every", "device", "force", "max_bad_steps"}
+RESUMABLE_CHANGES = {"iterations", "log_every", "snapshot_every", "ckpt_every", "device", "force", "max_bad_steps",
+                     "cache", "cache_dir"}
 
 
 class Distiller:
@@ -45,9 +46,10 @@ class Distiller:
                               f"needs experts of ≥ {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, they have "
                               f"{self.bank.num_epochs}; lower --max-start-epoch to "
                               f"{self.bank.num_epochs - cfg.expert_epochs + 1} or train longer experts")
-        self.dataset = load_dataset(cfg.data, cfg.data_dir, cfg.res)
+        self.dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
         self._check_dataset_matches_experts()
         self.space = self.bank.space()
+        self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))
         self.student = Student(self.flat, cfg.dsa_config())
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -178,9 +180,13 @@ class Distiller:
         self.opt_img.param_groups[0]["lr"] = meta["lr_img"]
         self.iteration, self.bad_steps = meta["iteration"], meta["bad_steps"]
 
+    def to_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Synthetic pixels → displayable uint8 (canvases are tori to the ZCA inverse, images are not)."""
+        return self.space.to_uint8(pixels, periodic=self.synthetic.periodic)
+
     def save_snapshot(self) -> None:
         """The synthetic set as displayable uint8, for the evolution view."""
-        pixels = self.space.to_uint8(self.synthetic.pixels)
+        pixels = self.to_uint8(self.synthetic.pixels)
         save_tensors(self.run_dir / "snapshots" / f"it_{self.iteration:06d}.safetensors",
                      {"pixels": pixels, "labels": self.synthetic.labels},
                      {"kind": "snapshot", "iteration": self.iteration, "synthetic": self.synthetic.settings()})
@@ -193,7 +199,7 @@ class Distiller:
         tensors = {**self.synthetic.state_tensors(), **{f"space.{k}": v for k, v in self.space.state_dict().items()}}
         save_tensors(self.run_dir / RESULT, tensors, meta)
         for label, name in enumerate(self.dataset.class_names):
-            for relative, image in self.synthetic.previews(label, name, self.space.to_uint8).items():
+            for relative, image in self.synthetic.previews(label, name, self.to_uint8).items():
                 save_png(self.run_dir / relative, image)
 
 

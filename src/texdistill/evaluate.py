@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, load_dataset
 from texdistill.distill import load_result
+from texdistill.errors import DataError
 from texdistill.models import ModelSpec
 from texdistill.storage import read_json, write_json
 from texdistill.synthetic import SyntheticSet
@@ -78,7 +79,11 @@ def run(cfg: EvalConfig) -> dict:
     started = time.time()
     synthetic, meta, space = load_result(cfg.run_dir)
     spec = ModelSpec(**meta["model"])
-    dataset = load_dataset(cfg.data, cfg.data_dir, cfg.res)
+    space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
+    dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
+    if len(dataset.test_images) == 0:
+        raise DataError(f"{dataset.name} has no test images to evaluate on; give the folder a val/ split or "
+                        f"use --holdout 0.1 (for experts, distill and evaluate alike)")
     path = cfg.run_dir / EVAL_FILE
     previous = read_json(path) if path.exists() else {}
     same = previous.get("config") == cfg.to_dict() and previous.get("iteration") == meta["iteration"]

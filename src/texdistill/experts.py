@@ -45,8 +45,8 @@ class ExpertTrainer:
     def __init__(self, cfg: ExpertsConfig, dataset: ImageDataset | None = None):
         self.cfg = cfg
         self.device = cfg.torch_device()
-        self.dataset = dataset or load_dataset(cfg.data, cfg.data_dir, cfg.res)
-        self.space = PixelSpace.fit(self.dataset)
+        self.dataset = dataset or load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
+        self.space = PixelSpace.fit(self.dataset, cfg.zca, cfg.zca_eps)
         self.spec = model_spec_for(cfg, self.dataset)
         self.dir = cfg.run_dir / "experts"
         self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
@@ -56,12 +56,16 @@ class ExpertTrainer:
         return {"kind": "expert-trajectory", "index": index, "model": self.spec.to_dict(),
                 "dataset": self.dataset.name, "class_names": self.dataset.class_names,
                 "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
-                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None}
+                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None,
+                "zca": c.zca}
 
     def run(self, indices: list[int] | None = None) -> list[Path]:
         """Train every missing expert (or just `indices`); returns the trajectory paths."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        save_tensors(self.dir / SPACE_FILE, self.space.state_dict(), {"kind": "pixel-space"})
+        save_tensors(self.dir / SPACE_FILE, self.space.state_dict(), {"kind": "pixel-space", "zca": self.cfg.zca})
+        data = self.dataset
+        self.log.write(event="dataset", dataset=data.name, layout=data.layout, class_names=data.class_names,
+                       train=len(data.train_images), test=len(data.test_images), skipped=data.skipped)
         indices = list(range(self.cfg.num_experts)) if indices is None else indices
         paths = []
         for index in indices:
@@ -104,12 +108,14 @@ class ExpertTrainer:
             bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
             if epoch + 1 < cfg.epochs:
                 self._save_partial(partial, trajectory, optimizer, generator)
-        accuracy = top1_accuracy(model, data.test_images, data.test_labels, self.space, self.device)
+        accuracy = (top1_accuracy(model, data.test_images, data.test_labels, self.space, self.device)
+                    if len(data.test_images) else None)  # a folder dataset with --holdout 0 has no test split
         meta = {**self.metadata(index), "test_acc": accuracy, "train_seconds": time.time() - start}
         save_tensors(expert_path(self.dir, index), {"trajectory": torch.stack(trajectory)}, meta)
         partial.unlink(missing_ok=True)
         self.log.write(expert=index, test_acc=accuracy)
-        log.info("expert %d: test accuracy %.2f%%", index, 100 * accuracy)
+        if accuracy is not None:
+            log.info("expert %d: test accuracy %.2f%%", index, 100 * accuracy)
         return torch.stack(trajectory)
 
     def _save_partial(self, path: Path, trajectory: list[torch.Tensor], optimizer: torch.optim.Optimizer,

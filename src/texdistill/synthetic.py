@@ -38,6 +38,7 @@ class SyntheticSet(nn.Module):
     """Base: learnable `pixels`, fixed `labels`; subclasses define how a batch is drawn."""
 
     kind: str
+    periodic: bool  # whether pixels are tori (wrap around): the pixel space's decode treats them so
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int):
         super().__init__()
@@ -85,6 +86,7 @@ class ImageSet(SyntheticSet):
     """k learnable images per class; a sample is `batch` of them at random (all by default, as MTT)."""
 
     kind = "images"
+    periodic = False
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, batch: int | None = None):
         super().__init__(pixels, labels, num_classes)
@@ -122,6 +124,7 @@ class TextureCanvas(SyntheticSet):
     """One learnable torus per class, shape (K, C, Hc, Wc); samples are wrap-around crops of `crop` size."""
 
     kind = "texture"
+    periodic = True
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int,
                  crop: tuple[int, int], canvas_samples: int = 1):

@@ -1,26 +1,59 @@
-"""Datasets: readers that return an ImageDataset, and the pixel space the networks see."""
+"""Datasets: readers that find data on disk, the decoded cache, and the pixel space the networks see."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from functools import partial
+from pathlib import Path
 
+from texdistill.data.cache import load_cached
+from texdistill.data.cifar import CIFAR10, CIFAR100, scan_cifar
 from texdistill.data.dataset import ImageDataset
-from texdistill.data.fashion_mnist import load_fashion_demo, load_fashion_mnist
+from texdistill.data.fashion_mnist import scan_fashion_demo, scan_fashion_mnist
+from texdistill.data.folder import scan_folder
+from texdistill.data.imagenet import SUBSETS, scan_imagenet_subset
+from texdistill.data.source import DataRequest, DatasetShape, Found, Reader, to_dataset
 from texdistill.data.space import PixelSpace
+from texdistill.data.tinyimagenet import scan_tinyimagenet
 from texdistill.errors import DataError
 
-# name → loader(data_dir, res) returning an ImageDataset
-READERS: dict[str, Callable[..., ImageDataset]] = {
-    "fashion-demo": load_fashion_demo,
-    "fashion-mnist": load_fashion_mnist,
+log = logging.getLogger(__name__)
+
+IMAGENET_SUBSET = DatasetShape(channels=3, res=128, classes=10, train=13000, test=500)  # ≈1300 train, 50 val/class
+READERS: dict[str, Reader] = {
+    "fashion-demo": Reader(scan_fashion_demo, DatasetShape(1, 28, 10, 10000, 2000)),
+    "fashion-mnist": Reader(scan_fashion_mnist, DatasetShape(1, 28, 10, 60000, 10000)),
+    "cifar10": Reader(partial(scan_cifar, CIFAR10), DatasetShape(3, 32, 10, 50000, 10000)),
+    "cifar100": Reader(partial(scan_cifar, CIFAR100), DatasetShape(3, 32, 100, 50000, 10000)),
+    "tinyimagenet": Reader(scan_tinyimagenet, DatasetShape(3, 64, 200, 100000, 10000)),
+    **{subset: Reader(partial(scan_imagenet_subset, subset), IMAGENET_SUBSET) for subset in SUBSETS},
+    "folder": Reader(scan_folder),
 }
 
 
-def load_dataset(name: str, data_dir: str | None = None, res: int | None = None) -> ImageDataset:
-    """Load a dataset by name (see READERS) from data_dir, resized to res when given."""
-    if name not in READERS:
-        raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(READERS)}")
-    return READERS[name](data_dir, res)
+def find_dataset(name: str, data_dir: str | None = None, res: int | None = None,
+                 classes: tuple[str, ...] | None = None, holdout: float = 0.1) -> Found:
+    """Locate a dataset (see READERS) without decoding it: layout, classes, counts, source files."""
+    return _scan(DataRequest(name, data_dir, res, classes, holdout))
 
 
-__all__ = ["ImageDataset", "PixelSpace", "READERS", "load_dataset"]
+def load_dataset(name: str, data_dir: str | None = None, res: int | None = None, *,
+                 classes: tuple[str, ...] | None = None, holdout: float = 0.1,
+                 cache_dir: str | Path | None = None) -> ImageDataset:
+    """Load a dataset by name, decoded once into `cache_dir` (memory-mapped afterwards) when given."""
+    request = DataRequest(name, data_dir, res, classes, holdout)
+    found = _scan(request)
+    log.info("%s: %s", found.name, found.layout)
+    if cache_dir is not None and found.cacheable:
+        return load_cached(found, request, cache_dir)
+    return to_dataset(found, found.decode())
+
+
+def _scan(request: DataRequest) -> Found:
+    if request.name not in READERS:
+        raise DataError(f"unknown dataset '{request.name}'; choose one of: {', '.join(READERS)}")
+    return READERS[request.name].scan(request)
+
+
+__all__ = ["DataRequest", "DatasetShape", "Found", "ImageDataset", "PixelSpace", "READERS", "find_dataset",
+           "load_dataset"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ class ImageDataset:
     test_images: torch.Tensor  # (M, C, H, W) uint8
     test_labels: torch.Tensor  # (M,) int64
     class_names: list[str]
+    layout: str = ""  # what the reader found on disk, in words
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out
 
     def __post_init__(self) -> None:
         for split, images, labels in (("train", self.train_images, self.train_labels),
@@ -59,11 +61,17 @@ class ImageDataset:
         labels = self.train_labels if split == "train" else self.test_labels
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training images in [0, 1] units."""
-        x = self.train_images.to(torch.float64) / 255.0
-        mean = x.mean(dim=(0, 2, 3))
-        std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    def channel_stats(self, chunk: int = 1024) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images in [0, 1] units (chunked: data may be mmapped)."""
+        total = torch.zeros(self.channels, dtype=torch.float64)
+        squares = torch.zeros(self.channels, dtype=torch.float64)
+        for start in range(0, len(self.train_images), chunk):
+            x = self.train_images[start:start + chunk].to(torch.float64) / 255.0
+            total += x.sum(dim=(0, 2, 3))
+            squares += x.pow(2).sum(dim=(0, 2, 3))
+        count = self.train_images[:, 0].numel()
+        mean = total / count
+        std = ((squares - count * mean.pow(2)) / max(1, count - 1)).clamp_min(0).sqrt().clamp_min(1e-6)
         return mean.tolist(), std.tolist()
 
     def images_of_class(self, label: int, split: str = "train") -> torch.Tensor:
@@ -80,16 +88,20 @@ class ImageDataset:
 
 def resize_square(images: np.ndarray, res: int) -> np.ndarray:
     """Resize uint8 (N, H, W[, C]) images to res×res: shorter side to res, then centre crop."""
-    out = []
-    for image in images:
-        pil = Image.fromarray(image)
-        w, h = pil.size
-        scale = res / min(w, h)
-        new_w, new_h = max(res, round(w * scale)), max(res, round(h * scale))
+    if len(images) == 0:
+        return np.zeros((0, res, res, *images.shape[3:]), dtype=np.uint8)
+    return np.stack([np.asarray(square_crop(Image.fromarray(image), res)) for image in images])
+
+
+def square_crop(pil: Image.Image, res: int) -> Image.Image:
+    """A PIL image resized so its shorter side is `res` (bicubic, antialiased), then centre-cropped to res×res."""
+    w, h = pil.size
+    scale = res / min(w, h)
+    new_w, new_h = max(res, round(w * scale)), max(res, round(h * scale))
+    if (new_w, new_h) != (w, h):
         pil = pil.resize((new_w, new_h), Image.Resampling.BICUBIC)
-        left, top = (new_w - res) // 2, (new_h - res) // 2
-        out.append(np.asarray(pil.crop((left, top, left + res, top + res))))
-    return np.stack(out)
+    left, top = (new_w - res) // 2, (new_h - res) // 2
+    return pil.crop((left, top, left + res, top + res))
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:

@@ -7,13 +7,14 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from texdistill.data.dataset import ImageDataset, resize_square, to_nchw
+from texdistill.data.source import SPLITS, DataRequest, Decoded, Found, class_counts, keep_classes, resize_arrays, \
+    select_classes
 from texdistill.errors import DataError
 
 CLASS_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat",
                "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+NATIVE_RES = 28
 DEMO_FILE = "fashion_mnist_demo.npz"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -46,29 +47,41 @@ def _find_idx(data_dir: Path, stem: str) -> Path:
                     f"Fashion-MNIST idx files (Debian: apt-get install dataset-fashion-mnist → {DEBIAN_DIR})")
 
 
-def load_fashion_mnist(data_dir: str | Path | None = None, res: int | None = None) -> ImageDataset:
+def scan_fashion_mnist(request: DataRequest) -> Found:
     """The full Fashion-MNIST (60k/10k) from its idx files; defaults to Debian's location."""
-    root = Path(data_dir or DEBIAN_DIR)
+    root = Path(request.data_dir or DEBIAN_DIR)
     if not root.is_dir():
         raise DataError(f"Fashion-MNIST folder {root} does not exist; pass --data-dir or use --data fashion-demo")
-    arrays = {}
-    for split, (images_stem, labels_stem) in IDX_FILES.items():
-        arrays[split] = (read_idx(_find_idx(root, images_stem)), read_idx(_find_idx(root, labels_stem)))
-    return _build("fashion-mnist", arrays, res)
+    paths = {split: tuple(_find_idx(root, stem) for stem in IDX_FILES[split]) for split in SPLITS}
+    labels = {split: read_idx(paths[split][1]) for split in SPLITS}
+
+    def load() -> dict:
+        return {split: (read_idx(paths[split][0]), labels[split]) for split in SPLITS}
+
+    layout = f"idx files ({', '.join(p.name for split in SPLITS for p in paths[split])})"
+    return _found("fashion-mnist", root, layout, labels, load, request,
+                  files=[p for split in SPLITS for p in paths[split]])
 
 
-def load_fashion_demo(data_dir: str | Path | None = None, res: int | None = None) -> ImageDataset:
+def scan_fashion_demo(request: DataRequest) -> Found:
     """The class-balanced Fashion-MNIST subset shipped inside the package (works offline)."""
     with resources.files("texdistill.data").joinpath(DEMO_FILE).open("rb") as f:
         npz = np.load(f, allow_pickle=False)
-        arrays = {split: (npz[f"{split}_images"], npz[f"{split}_labels"]) for split in ("train", "test")}
-    return _build("fashion-demo", arrays, res)
+        arrays = {split: (npz[f"{split}_images"], npz[f"{split}_labels"]) for split in SPLITS}
+    labels = {split: arrays[split][1] for split in SPLITS}
+    found = _found("fashion-demo", None, "embedded class-balanced subset of Fashion-MNIST", labels,
+                   lambda: arrays, request, files=[])
+    found.cacheable = False  # loading the embedded arrays is faster than any cache
+    return found
 
 
-def _build(name: str, arrays: dict, res: int | None) -> ImageDataset:
-    splits = {}
-    for split, (images, labels) in arrays.items():
-        if res is not None and res != images.shape[1]:
-            images = resize_square(images, res)
-        splits[split] = (to_nchw(images), torch.from_numpy(labels.astype(np.int64)))
-    return ImageDataset(name, *splits["train"], *splits["test"], class_names=list(CLASS_NAMES))
+def _found(name: str, root: Path | None, layout: str, labels: dict, load, request: DataRequest,
+           files: list[Path]) -> Found:
+    keep = select_classes(CLASS_NAMES, request.classes, name)
+    res = request.res or NATIVE_RES
+    counts = {split: [class_counts(labels[split], len(CLASS_NAMES))[c] for c in keep] for split in SPLITS}
+
+    def decode() -> Decoded:
+        return Decoded(resize_arrays(keep_classes(load(), keep, len(CLASS_NAMES)), res))
+
+    return Found(name, root, layout, [CLASS_NAMES[c] for c in keep], counts, files, 1, res, decode)

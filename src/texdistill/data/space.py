@@ -1,41 +1,72 @@
-"""The pixel space networks and synthetic sets live in: per-channel normalisation (ZCA plugs in here)."""
+"""The pixel space networks and synthetic sets live in: per-channel normalisation, or ZCA whitening.
+
+One PixelSpace per run, fitted on the training images, saved with the experts (experts/space.safetensors) and
+with the result (synthetic.safetensors). encode() maps real uint8 images into it; decode() maps anything in it
+(images, canvases) back to displayable pixels. `periodic` tells the ZCA filter that the input is a torus (a
+texture canvas) rather than a photo; plain normalisation ignores it.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from texdistill.data.dataset import ImageDataset
+from texdistill.data.zca import DEFAULT_EPS, ZCAFilter
+from texdistill.errors import ConfigError
 
 
 class PixelSpace:
-    """Maps uint8 images to normalised float tensors and back; one object per run, saved with it."""
+    """Maps uint8 images to normalised (optionally ZCA-whitened) float tensors and back."""
 
-    def __init__(self, mean: list[float], std: list[float]):
+    def __init__(self, mean: list[float], std: list[float], zca: ZCAFilter | None = None):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.zca = zca
 
     @classmethod
-    def fit(cls, dataset: ImageDataset) -> "PixelSpace":
-        """Per-channel mean/std of the training images."""
+    def fit(cls, dataset: ImageDataset, zca: bool = False, zca_eps: float = DEFAULT_EPS) -> "PixelSpace":
+        """Per-channel mean/std of the training images; with `zca`, mean removal + ZCA instead (as MTT)."""
         mean, std = dataset.channel_stats()
-        return cls(mean, std)
+        if not zca:
+            return cls(mean, std)
+        whitening = ZCAFilter.fit(dataset.train_images, torch.tensor(mean, dtype=torch.float64), zca_eps)
+        return cls(mean, [1.0] * len(mean), whitening)
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, C, H, W) → float32 normalised (N, C, H, W)."""
-        return (images.float() / 255.0 - self.mean) / self.std
+    @property
+    def whitened(self) -> bool:
+        return self.zca is not None
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float (N, C, H, W) of any H, W → displayable float in [0, 1]."""
+    def require_zca(self, zca: bool, source: str) -> None:
+        """Refuse a --zca setting that contradicts this space, which was stored in `source`."""
+        if zca != self.whitened:
+            made = "with" if self.whitened else "without"
+            raise ConfigError(f"{source} was made {made} ZCA whitening but --zca is {'on' if zca else 'off'}; "
+                              f"{'add --zca' if self.whitened else 'drop --zca'} or retrain the experts with it")
+
+    def encode(self, images: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """uint8 (N, C, H, W) → float32 (N, C, H, W) in model space."""
+        x = (images.float() / 255.0 - self.mean) / self.std
+        return self.zca.whiten(x, periodic) if self.zca else x
+
+    def decode(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """Model-space float (N, C, H, W) of any H, W → displayable float in [0, 1]."""
         x = x.detach().float().cpu()
+        if self.zca:
+            x = self.zca.unwhiten(x, periodic)
         return (x * self.std + self.mean).clamp(0.0, 1.0)
 
-    def to_uint8(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float (N, C, H, W) → uint8 (N, C, H, W) for PNG output."""
-        return (self.decode(x) * 255.0).round().to(torch.uint8)
+    def to_uint8(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """Model-space float (N, C, H, W) → uint8 (N, C, H, W) for PNG output."""
+        return (self.decode(x, periodic) * 255.0).round().to(torch.uint8)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean.flatten().clone(), "std": self.std.flatten().clone()}
+        state = {"mean": self.mean.flatten().clone(), "std": self.std.flatten().clone()}
+        if self.zca:
+            state.update({f"zca.{k}": v for k, v in self.zca.state_dict().items()})
+        return state
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "PixelSpace":
-        return cls(state["mean"].tolist(), state["std"].tolist())
+        zca_state = {k[4:]: v for k, v in state.items() if k.startswith("zca.")}
+        zca = ZCAFilter.from_state_dict(zca_state) if zca_state else None
+        return cls(state["mean"].tolist(), state["std"].tolist(), zca)
