@@ -85,6 +85,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         p.add_argument("--preset", help=f"named defaults ({', '.join(PRESETS)}); flags override them")
         p.add_argument("--config", help="JSON file of option → value (e.g. a run's config.json)")
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the dataset found (classes, counts, resolution), the model size, the trajectory "
+                            "storage and the estimated peak memory per gradient mode and compute time of all "
+                            "stages, then exit without decoding or writing anything")
         add_config_flags(p, config_class, defaults)
     for command, config_class in RUN_COMMANDS.items():
         p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
@@ -126,14 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command == "presets":
-            for name, (description, _) in PRESETS.items():
-                print(f"{name:24s} {description}")
+            from texdistill.estimate import GPU_FLOPS, preset_summary
+            print(f"name                     description\n{'':25s}estimated peak memory per --grad-mode, expert "
+                  f"storage, compute time (GPU at {GPU_FLOPS / 1e12:.0f} TFLOP/s; 2 CPU cores)")
+            for name, (description, values) in PRESETS.items():
+                print(f"{name:24s} {description}\n{'':25s}{preset_summary(values)}")
             return 0
         if args.command == "demo":
             from texdistill.demo import run_demo
             run_demo(quick=args.quick, out=args.out, device=args.device, seed=args.seed)
             return 0
-        values = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "debug")}
+        values = {k: v for k, v in vars(args).items()
+                  if k not in ("command", "preset", "config", "debug", "dry_run")}
+        if getattr(args, "dry_run", False):
+            from texdistill.estimate import dry_run
+            print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
+            return 0
         cfg = build_config({**STAGES, **RUN_COMMANDS}[args.command], values)
         _stage_runner(args.command)(cfg)
         return 0

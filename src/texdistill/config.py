@@ -88,9 +88,8 @@ class CommonConfig:
 
     @property
     def class_list(self) -> tuple[str, ...] | None:
-        if self.classes is None:
-            return None
-        return tuple(name.strip() for name in self.classes.split(",") if name.strip())
+        names = _names(self.classes)
+        return None if names is None else tuple(names)
 
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
@@ -239,6 +238,28 @@ class MockupConfig:
 RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig}
 
 
+# The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default
+# learning rate for all of our experts"), 5000 distillation iterations, 5 evaluation nets × 1000 epochs. The
+# per-setting values (syn_steps, expert_epochs, max_start_epoch, ZCA, lr_img, lr_lr, initial η = MTT's
+# distill.py --lr_teacher) come from MTT's README (cifar100-ipc1, ImageNet subsets) and the per-setting MTT
+# commands that reproductions list (see README, "Presets").
+MTT_SCALE = {"width": 128, "num_experts": 100, "epochs": 50, "lr_teacher": 0.01, "batch_train": 256,
+             "iterations": 5000, "num_models": 5, "eval_epochs": 1000}
+
+
+def _mtt(data: str, out: str, zca: bool, ipc: int, syn_steps: int, expert_epochs: int, max_start_epoch: int,
+         lr_img: float, lr_lr: float, syn_lr_init: float, **extra: Any) -> dict[str, Any]:
+    return {**MTT_SCALE, "data": data, "out": f"runs/{out}", "zca": zca, "ipc": ipc, "syn_steps": syn_steps,
+            "expert_epochs": expert_epochs, "max_start_epoch": max_start_epoch, "lr_img": lr_img,
+            "lr_lr": lr_lr, "syn_lr_init": syn_lr_init, **extra}
+
+
+def _texture(data: str, out: str, res: int, depth: int) -> dict[str, Any]:
+    """The paper's texture setting: noise-initialised canvases twice the crop side, MTT's ImageNet values."""
+    return _mtt(data, out, False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01, res=res, depth=depth, texture=True,
+                canvas_size=2.0, canvas_samples=1, init="noise", snapshot_every=100, ckpt_every=100)
+
+
 # name → (one-line description, flat field → value overrides; each stage takes the fields it has)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops (≤ 10 min)",
@@ -254,6 +275,33 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "texture": True, "canvas_size": 2.0, "init": "real", "syn_steps": 5, "expert_epochs": 1,
                     "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
                     "num_models": 1, "eval_epochs": 30}),
+    "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, ConvNet-3 w64, "
+                        "2000 iterations of 20 steps",
+                        {"data": "fashion-demo", "out": "runs/fashion-texture", "width": 64,
+                         "num_experts": 10, "epochs": 10,
+                         "texture": True, "canvas_size": 2.0, "canvas_samples": 1, "init": "noise",
+                         "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 8, "iterations": 2000,
+                         "lr_img": 1000.0, "lr_lr": 1e-5, "snapshot_every": 50, "ckpt_every": 100,
+                         "num_models": 5, "eval_epochs": 500}),
+    "cifar10-ipc1": ("CIFAR-10, 1 image per class, ZCA, N=50 M=2 T+=2 (MTT: 46.3 %)",
+                     _mtt("cifar10", "cifar10-ipc1", True, 1, 50, 2, 2, 100.0, 1e-7, 0.01)),
+    "cifar10-ipc10": ("CIFAR-10, 10 images per class, ZCA, N=30 M=2 T+=20 (MTT: 65.3 %)",
+                      _mtt("cifar10", "cifar10-ipc10", True, 10, 30, 2, 20, 1e5, 1e-4, 0.01)),
+    "cifar10-ipc50": ("CIFAR-10, 50 images per class, no ZCA, N=30 M=2 T+=40 (MTT: 71.6 %)",
+                      _mtt("cifar10", "cifar10-ipc50", False, 50, 30, 2, 40, 1000.0, 1e-5, 0.001)),
+    "cifar100-ipc1": ("CIFAR-100, 1 image per class, ZCA, N=20 M=3 T+=20 (MTT: 24.3 %)",
+                      _mtt("cifar100", "cifar100-ipc1", True, 1, 20, 3, 20, 1000.0, 1e-5, 0.01)),
+    "cifar100-ipc10": ("CIFAR-100, 10 images per class, no ZCA, N=20 M=2 T+=20 (MTT: 40.1 %)",
+                       _mtt("cifar100", "cifar100-ipc10", False, 10, 20, 2, 20, 1000.0, 1e-5, 0.01)),
+    "imagenette-ipc1": ("ImageNette at 128 px, 1 image per class, ConvNet-5, N=20 M=2 T+=10 (MTT: 47.7 %)",
+                        _mtt("imagenette", "imagenette-ipc1", False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01,
+                             res=128, depth=5)),
+    "imagesquawk-texture": ("ImageSquawk textures: 256-px canvases of 128-px crops, ConvNet-5 (the public code)",
+                            _texture("imagesquawk", "imagesquawk-texture", 128, 5)),
+    "imagesquawk-texture-hd": ("ImageSquawk textures as in the paper: 512-px canvases of 256-px crops, ConvNet-6",
+                               _texture("imagesquawk", "imagesquawk-texture-hd", 256, 6)),
+    "imagefruit-texture": ("ImageFruit textures: 256-px canvases of 128-px crops, ConvNet-5",
+                           _texture("imagefruit", "imagefruit-texture", 128, 5)),
 }
 
 

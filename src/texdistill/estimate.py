@@ -1,0 +1,175 @@
+"""Estimates before a run ("will this fit, how long"): model size, trajectory storage, peak memory per
+gradient mode, compute. Formulas, not measurements of the run itself; the constants below were measured.
+
+Memory, in float32 values, with A = activations autograd keeps per image for one backward pass of the
+ConvNet (per block: the conv input plus the norm input and ReLU output, C_in·h·w + 2·W·h·w), B = images per
+student step, P = parameters, N = syn_steps:
+- training (experts, evaluation): 2·B·A + 4·P  (activations and their gradients; weights, grads, momentum)
+- unroll:      N·(2·B·A + 2·P) + 2·B·A + base   every step keeps its forward and create_graph backward graph
+- remat:       N·P + 3·B·A + base             θ_i of every step, one replayed step's double-backward graph
+- first-order: 3·B·A + base                   two passes (θ_N, then each step's mixed derivative): O(1) in N
+  base = 6·P (model, θ*_t, θ*_t+M, adjoint …) + 3 × the synthetic pixels (values, gradient, momentum)
+Measured on CPU (ConvNet-3 w128, 100 × 3×32×32, no DSA): an unrolled step holds 301 MB = 1.94·B·A; a
+training step 2.87 MB per image = 1.85·A. DSA's per-sample copies are small and left out.
+
+Compute: F = forward FLOPs per image (a multiply-add is 2); a training step costs ≈ 3F per image; a student
+step costs STEP_COST[mode] training steps (unroll measured on CPU: 4.3–5.1×; the others are assumptions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from texdistill.config import STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
+from texdistill.data import READERS, DatasetShape, find_dataset
+from texdistill.models import ModelSpec, resolve_depth
+
+FLOAT = 4  # bytes
+GRAD_MODES = ("unroll", "remat", "first-order")
+STEP_COST = {"unroll": 4.5, "remat": 5.0, "first-order": 4.0}  # student step / plain training step
+GPU_FLOPS = 20e12  # assumed sustained fp32/TF32 throughput of one modern GPU on these ConvNets (rough)
+CPU_FLOPS = 30e9  # 2 CPU cores; measured 17–19 GFLOP/s for ConvNet-3 w128 training on a loaded 2-core machine
+
+
+@dataclass(frozen=True)
+class ConvNetCost:
+    params: int
+    flops: int  # forward, per image
+    activations: int  # floats kept for backward, per image
+
+
+def convnet_cost(spec: ModelSpec) -> ConvNetCost:
+    """Parameters, forward FLOPs and saved activations of one image through the ConvNet of `spec`."""
+    params = sum(p.numel() for p in spec.build().parameters())
+    flops = activations = 0
+    channels, h, w = spec.channels, spec.height, spec.width_px
+    for _ in range(spec.depth):
+        flops += 2 * 9 * channels * spec.width * h * w + 10 * spec.width * h * w  # conv, then norm/ReLU/pool
+        activations += channels * h * w + 2 * spec.width * h * w
+        channels, h, w = spec.width, h // 2, w // 2
+    flops += 2 * channels * h * w * spec.num_classes
+    return ConvNetCost(params, flops, activations)
+
+
+def student_batch(distill: DistillConfig, classes: int) -> int:
+    """Images in one student step: canvas crops, or synthetic images (all of them unless --batch-syn)."""
+    if distill.texture:
+        return distill.canvas_samples * classes
+    return min(distill.batch_syn or distill.ipc * classes, distill.ipc * classes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The estimated size and cost of experts → distill → evaluate."""
+
+    spec: ModelSpec
+    cost: ConvNetCost
+    trajectory_bytes: int  # all experts on disk
+    train_bytes: int  # peak of expert training
+    distill_bytes: dict[str, int]  # gradient mode → peak
+    eval_bytes: int
+    flops: dict[str, float]  # stage → total FLOPs
+
+    @property
+    def total_flops(self) -> float:
+        return sum(self.flops.values())
+
+
+def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, evaluate: EvalConfig) -> Plan:
+    """Estimates for the three stages on a dataset of `shape`."""
+    res = shape.res
+    spec = ModelSpec(shape.channels, shape.classes, res, res, width=experts.width,
+                     depth=resolve_depth(experts.depth, res, res))
+    cost = convnet_cost(spec)
+    p, a, k = cost.params, cost.activations, shape.classes
+    batch = student_batch(distill, k)
+    if distill.texture:
+        side = round(res * distill.canvas_size)
+        pixels = k * shape.channels * side * side
+        eval_epoch = k * max(1, round(distill.canvas_size ** 2))  # crops with the pixels of all canvases
+        baselines = 2  # a tiled real image, and as many real images as a canvas holds
+    else:
+        pixels = distill.ipc * k * shape.channels * res * res
+        eval_epoch, baselines = distill.ipc * k, 1
+    n = distill.syn_steps
+    base = 6 * p + 3 * pixels
+    distill_floats = {"unroll": n * (2 * batch * a + 2 * p) + 2 * batch * a + base,
+                      "remat": n * p + 3 * batch * a + base,
+                      "first-order": 3 * batch * a + base}
+    train_step = 3 * cost.flops  # per image
+    flops = {
+        "experts": experts.num_experts * (experts.epochs * shape.train * train_step + shape.test * cost.flops),
+        "distill": distill.iterations * n * batch * train_step * STEP_COST.get(distill.grad_mode, STEP_COST["unroll"]),
+        "evaluate": (1 + baselines * evaluate.baselines) * evaluate.num_models * (
+            evaluate.eval_epochs * eval_epoch * train_step + shape.test * cost.flops),
+    }
+    return Plan(spec, cost,
+                trajectory_bytes=experts.num_experts * (experts.epochs + 1) * p * FLOAT,
+                train_bytes=(2 * experts.batch_train * a + 4 * p) * FLOAT,
+                distill_bytes={mode: floats * FLOAT for mode, floats in distill_floats.items()},
+                eval_bytes=(2 * evaluate.eval_batch * a + 4 * p) * FLOAT,
+                flops=flops)
+
+
+def size(n_bytes: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes:.0f} B"
+
+
+def duration(seconds: float) -> str:
+    for unit, scale in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= scale:
+            return f"≈ {seconds / scale:.1f} {unit}"
+    return "< 1 min"
+
+
+def one_line(p: Plan) -> str:
+    """The summary `texdistill presets` prints."""
+    modes = " / ".join(f"{size(p.distill_bytes[m])} {m}" for m in GRAD_MODES)
+    return (f"peak {modes} · experts {size(p.trajectory_bytes)} on disk · "
+            f"{duration(p.total_flops / GPU_FLOPS)} GPU, {duration(p.total_flops / CPU_FLOPS)} CPU")
+
+
+def report(p: Plan, experts: ExpertsConfig, distill: DistillConfig, evaluate: EvalConfig) -> str:
+    """The multi-line estimate `--dry-run` prints."""
+    s = p.spec
+    batch = f"{student_batch(distill, s.num_classes)} {'canvas crops' if distill.texture else 'images'}"
+    modes = "\n".join(f"    {m:12s} ≈ {size(p.distill_bytes[m])}" + ("   ← --grad-mode" if m == distill.grad_mode else "")
+                      for m in GRAD_MODES)
+    times = ", ".join(f"{stage} {duration(f / GPU_FLOPS)}" for stage, f in p.flops.items())
+    return (f"model: ConvNet depth {s.depth}, width {s.width}, {s.channels}×{s.height}×{s.width_px} → "
+            f"{s.num_classes} classes: {p.cost.params / 1e6:.2f} M parameters ({size(p.cost.params * FLOAT)}), "
+            f"{p.cost.flops / 1e9:.2f} GFLOP per image\n"
+            f"experts: {experts.num_experts} × {experts.epochs} epochs → trajectories {size(p.trajectory_bytes)} "
+            f"on disk ({size(p.trajectory_bytes / experts.num_experts)} each)\n"
+            f"peak memory (estimates):\n"
+            f"  expert training, batch {experts.batch_train}: ≈ {size(p.train_bytes)}\n"
+            f"  distillation, {distill.syn_steps} student steps of {batch}:\n{modes}\n"
+            f"  evaluation, batch {evaluate.eval_batch}: ≈ {size(p.eval_bytes)}\n"
+            f"compute: {p.total_flops / 1e15:.3g} PFLOP, {duration(p.total_flops / GPU_FLOPS)} on one GPU at "
+            f"{GPU_FLOPS / 1e12:.0f} TFLOP/s ({times}); {duration(p.total_flops / CPU_FLOPS)} on 2 CPU cores")
+
+
+def stage_configs(values: dict[str, Any]) -> tuple[ExpertsConfig, DistillConfig, EvalConfig]:
+    """The three stage configs one set of option values gives (each stage takes the fields it has)."""
+    return tuple(build_config(STAGES[stage], values) for stage in ("experts", "distill", "evaluate"))
+
+
+def preset_summary(values: dict[str, Any]) -> str:
+    """The one-line estimate of a preset, at the usual size of its dataset (no data needed)."""
+    experts, distill, evaluate = stage_configs(values)
+    reader = READERS.get(experts.data)
+    if reader is None or reader.nominal is None:
+        return "size depends on your data; `--dry-run` estimates it"
+    shape = replace(reader.nominal, res=experts.res or reader.nominal.res)
+    return one_line(plan(shape, experts, distill, evaluate))
+
+
+def dry_run(values: dict[str, Any]) -> str:
+    """What `--dry-run` prints: the dataset found on disk (nothing decoded or written) and the estimates."""
+    experts, distill, evaluate = stage_configs(values)
+    found = find_dataset(**experts.dataset_options())
+    return found.describe() + "\n" + report(plan(found.shape, experts, distill, evaluate), experts, distill, evaluate)
