@@ -161,12 +161,23 @@ def test_imagenet_subset_with_synset_val_folders(tmp_path):
     rng = np.random.default_rng(2)
     synsets = synsets_of("imagesquawk")
     write_synset_tree(tmp_path, synsets + ["n09999999"], 2, 1, rng)
+    # odd files in the peacock folder: a lossless PNG, CMYK and 16-bit images, a corrupt "JPEG"
+    peacock = tmp_path / "train" / synsets[0]
+    exact = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    save_image(peacock / "a_exact.png", exact)
+    save_image(peacock / "b_cmyk.JPEG", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8), "CMYK", format="JPEG")
+    Image.fromarray(rng.integers(0, 65535, (18, 18), dtype=np.uint16)).save(peacock / "c_deep.png")
+    (peacock / "d_corrupt.JPEG").write_bytes(b"\xff\xd8\xff not really")
+    found = find_dataset("imagesquawk", str(tmp_path), res=16)
+    assert found.counts["train"] == [6] + [2] * 9  # files found before decoding
     data = load_dataset("imagesquawk", str(tmp_path), res=16)
     assert data.class_names[:3] == ["peacock", "flamingo", "macaw"] and data.num_classes == 10
-    assert data.class_counts("train") == [2] * 10 and data.class_counts("test") == [1] * 10
+    assert data.class_counts("train") == [5] + [2] * 9 and data.class_counts("test") == [1] * 10
+    assert len(data.skipped) == 1 and "d_corrupt.JPEG" in data.skipped[0]
+    assert torch.equal(data.train_images[0], torch.from_numpy(exact).permute(2, 0, 1))  # sorted: a_exact first
     assert data.image_size == (16, 16) and "val/<synset>/ folders" in data.layout
     found = find_dataset("imagesquawk", str(tmp_path), res=16, classes=("ostrich", "n01806143"))
-    assert found.class_names == ["ostrich", "peacock"] and found.counts == {"train": [2, 2], "test": [1, 1]}
+    assert found.class_names == ["ostrich", "peacock"] and found.counts == {"train": [2, 6], "test": [1, 1]}
     with pytest.raises(DataError, match="lacks the synset folder"):
         load_dataset("imagefruit", str(tmp_path))
 
