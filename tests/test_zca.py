@@ -10,6 +10,7 @@ from texdistill.data.zca import ZCAFilter
 from texdistill.distill import Distiller, load_result
 from texdistill.errors import ConfigError
 from texdistill.experts import ExpertBank, ExpertTrainer
+from texdistill.mockup import class_units
 
 SIDE, CHANNELS = 8, 2
 MIXING = torch.tensor([[1.0, 0.4], [0.4, 0.7]], dtype=torch.float64)
@@ -142,6 +143,7 @@ def test_texture_distillation_with_zca(tmp_path):
     decoded = space.to_uint8(synthetic.pixels, periodic=True)[1].permute(1, 2, 0).numpy()  # classes: blue, red
     assert np.array_equal(png, decoded)  # the PNG is the ZCA-inverted canvas
     assert png[..., 0].mean() > png[..., 2].mean()  # and looks like its class: red, not whitened noise
+    assert np.array_equal(class_units(cfg.run_dir)["red"].permute(1, 2, 0).numpy(), png)  # mock-ups decode alike
     with pytest.raises(ConfigError, match="add --zca"):
         Distiller(DistillConfig(**{**common, "zca": False}, texture=True, max_start_epoch=2, expert_epochs=1,
                                 force=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -180,13 +181,9 @@ class Distiller:
         self.opt_img.param_groups[0]["lr"] = meta["lr_img"]
         self.iteration, self.bad_steps = meta["iteration"], meta["bad_steps"]
 
-    def to_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Synthetic pixels → displayable uint8 (canvases are tori to the ZCA inverse, images are not)."""
-        return self.space.to_uint8(pixels, periodic=self.synthetic.periodic)
-
     def save_snapshot(self) -> None:
         """The synthetic set as displayable uint8, for the evolution view."""
-        pixels = self.to_uint8(self.synthetic.pixels)
+        pixels = self.synthetic.displayable(self.space)
         save_tensors(self.run_dir / "snapshots" / f"it_{self.iteration:06d}.safetensors",
                      {"pixels": pixels, "labels": self.synthetic.labels},
                      {"kind": "snapshot", "iteration": self.iteration, "synthetic": self.synthetic.settings()})
@@ -199,7 +196,8 @@ class Distiller:
         tensors = {**self.synthetic.state_tensors(), **{f"space.{k}": v for k, v in self.space.state_dict().items()}}
         save_tensors(self.run_dir / RESULT, tensors, meta)
         for label, name in enumerate(self.dataset.class_names):
-            for relative, image in self.synthetic.previews(label, name, self.to_uint8).items():
+            for relative, image in self.synthetic.previews(label, name, partial(self.synthetic.displayable,
+                                                                                self.space)).items():
                 save_png(self.run_dir / relative, image)
 
 

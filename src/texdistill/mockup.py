@@ -198,7 +198,7 @@ def class_units(run_dir: str | Path, classes: list[str] | None = None) -> dict[s
     unknown = [c for c in classes or [] if c not in names]
     if unknown:
         raise ConfigError(f"unknown class {', '.join(unknown)} in --classes; this run has: {', '.join(names)}")
-    return {name: repeat_unit(space.to_uint8(synthetic.class_pixels(label)))
+    return {name: repeat_unit(synthetic.displayable(space, synthetic.class_pixels(label)))
             for label, name in enumerate(names) if classes is None or name in classes}
 
 

@@ -56,6 +56,10 @@ class SyntheticSet(nn.Module):
         """A training batch (images (B, C, H, W), labels (B,)) determined by `seed`; differentiable."""
         return self.take(self.draw(seed, per_class))
 
+    def displayable(self, space: PixelSpace, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 pixels for PNGs: `pixels` (default: the whole set) decoded by `space`, canvases as tori."""
+        return space.to_uint8(self.pixels if pixels is None else pixels, periodic=self.periodic)
+
     def class_pixels(self, label: int) -> torch.Tensor:
         """What a class owns, for saving/previews: (k, C, H, W) images or (1, C, Hc, Wc) canvas."""
         return self.pixels[self.labels == label].detach()
