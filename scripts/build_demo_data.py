@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from texdistill.data.fashion_mnist import DEBIAN_DIR, DEMO_FILE, IDX_FILES, _find_idx, read_idx
+from texdistill.storage import save_npz
 
 
 def balanced_subset(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -37,7 +38,7 @@ def main() -> None:
         labels = read_idx(_find_idx(Path(args.source), labels_stem))
         keep = balanced_subset(labels, per_class, rng)
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[keep], labels[keep]
-    np.savez_compressed(args.out, **arrays)
+    save_npz(args.out, arrays)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB):",
           {k: v.shape for k, v in arrays.items()})
 

@@ -1,6 +1,10 @@
+import shutil
+
 import pytest
 import torch
+from tinyrun import distill_cli, evaluate_cli, experts_cli, make_tiny_data, one_thread
 
+from texdistill.cli import main
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.models import FlatParams, ModelSpec
 
@@ -20,3 +24,36 @@ def tiny_flat(channels: int = 1, classes: int = 3, size: int = 8, dtype=torch.fl
     torch.manual_seed(seed)
     model = ModelSpec(channels, classes, size, size, width=4, depth=2).build().to(dtype)
     return FlatParams(model)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The folder of tinyrun's 8×8 idx dataset (the tinyrun command lines point at it)."""
+    return make_tiny_data(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_experts(tmp_path_factory, tiny_data):
+    """A run folder with the tiny experts of tinyrun.experts_cli() (copy it before writing into it)."""
+    out = tmp_path_factory.mktemp("tiny") / "experts-run"
+    with one_thread():
+        assert main([*experts_cli(), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_experts):
+    """A finished tiny run (experts, 4 distillation iterations, evaluation); copy it before writing into it."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    shutil.copytree(tiny_experts, out)
+    with one_thread():
+        assert main([*distill_cli(), "--out", str(out)]) == 0
+        assert main([*evaluate_cli(), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def single_thread():
+    """Run the test with torch on one thread (see tinyrun.one_thread)."""
+    with one_thread():
+        yield

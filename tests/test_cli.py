@@ -25,25 +25,6 @@ def test_presets_are_listed(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["experts", "--num-experts", "0"], "--num-experts must be ≥ 1"),
-    (["experts", "--preset", "nope"], "unknown preset"),
-    (["experts", "--data", "imagenet-please"], "unknown dataset"),
-    (["distill", "--syn-steps", "-3"], "--syn-steps must be ≥ 1"),
-    (["distill", "--canvas-size", "0.5"], "--canvas-size must be ≥ 1"),
-    (["distill", "--ipc", "0"], "--ipc must be ≥ 1"),
-])
-def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
-    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("texdistill: error:") and message in err[0]
-
-
-def test_distill_without_experts_says_what_to_run(tmp_path, capsys):
-    assert main(["distill", "--out", str(tmp_path)]) == 2
-    assert "texdistill experts" in capsys.readouterr().err
-
-
 def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run([sys.executable, "-m", "texdistill", "demo", "--quick", "--out", str(out)],

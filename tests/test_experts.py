@@ -79,7 +79,7 @@ def test_partial_expert_resumes_to_the_same_trajectory(tmp_path, demo_data):
 
 def test_corrupt_trajectory_is_a_clear_error(tmp_path):
     (tmp_path / "expert_000.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="is damaged"):
         ExpertBank.open(tmp_path)
     with pytest.raises(CheckpointError, match="no expert trajectories"):
         ExpertBank.open(tmp_path / "empty")

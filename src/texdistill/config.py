@@ -12,11 +12,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
+from texdistill.data.dataset import MIN_SIDE
 from texdistill.errors import ConfigError
 from texdistill.garments import GARMENTS
 
@@ -34,6 +35,12 @@ def _require(condition: bool, message: str) -> None:
 @dataclass
 class CommonConfig:
     """Options shared by every stage: where the run lives, the data, the model, augmentation, device."""
+
+    # how to treat the run folder this time; never saved with a run
+    RUN_CONTROL: ClassVar[frozenset[str]] = frozenset({"resume", "force"})
+    # options that may differ between a run and its resumption (everything else must match); where the
+    # decoded dataset is cached changes nothing about it
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -62,9 +69,19 @@ class CommonConfig:
                                   "'all': every transform in sequence", choices=("one", "all"))
     device: str = option("auto", "'auto' picks CUDA when available, else CPU", choices=("auto", "cpu", "cuda"))
     seed: int = option(0, "random seed; the same seed and config give the same result on CPU")
+    resume: bool = option(False, "continue the run in --out and fail if there is none (without it, an existing "
+                                 "run with the same options is continued too)")
+    force: bool = option(False, "start this stage over: discard its previous state in --out (checkpoint and "
+                                "snapshots / trajectories / eval.json), even if it was made with other options")
 
     def __post_init__(self) -> None:
-        _require(self.res is None or self.res >= 4, f"--res must be ≥ 4, got {self.res}")
+        _require(not (self.resume and self.force), "--resume continues the run in --out and --force discards it; "
+                                                    "pass only one of them")
+        _require(not self.resume or self.run_dir.is_dir(),
+                 f"--resume: there is no run folder {self.out}; drop --resume to start a new run there")
+        _require(self.device != "cuda" or torch.cuda.is_available(),
+                 "--device cuda was requested but no CUDA GPU is visible; use --device cpu (or auto)")
+        _require(self.res is None or self.res >= MIN_SIDE, f"--res must be ≥ {MIN_SIDE}, got {self.res}")
         _require(self.width >= 1, f"--width must be ≥ 1, got {self.width}")
         _require(self.depth is None or self.depth >= 1, f"--depth must be ≥ 1, got {self.depth}")
         _require(0 <= self.holdout < 1, f"--holdout must be in [0, 1), got {self.holdout}")
@@ -78,8 +95,6 @@ class CommonConfig:
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
         return torch.device(self.device)
 
     @property
@@ -104,12 +119,22 @@ class CommonConfig:
         return Path(self.cache_dir) if self.cache_dir else self.run_dir / "cache"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The options as saved with a run (config.json, checkpoints), without the run-control flags."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
+
+    def changes_from(self, saved: dict[str, Any]) -> list[str]:
+        """'--option old → new' for every option that differs from `saved` and must not change on resume."""
+        ignored = self.RESUMABLE | self.RUN_CONTROL
+        new = self.to_dict()
+        keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
+        return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
 
 
 @dataclass
 class ExpertsConfig(CommonConfig):
     """Train expert networks on the real data and store their parameter trajectories."""
+
+    RESUMABLE = CommonConfig.RESUMABLE | {"num_experts"}
 
     num_experts: int = option(5, "number of expert trajectories (the paper uses 100; 5–20 suffice for small runs)")
     epochs: int = option(10, "epochs per expert; a trajectory stores epochs + 1 parameter vectors (MTT: 50)")
@@ -128,6 +153,11 @@ class ExpertsConfig(CommonConfig):
 @dataclass
 class DistillConfig(CommonConfig):
     """Distil the real data into synthetic images or tileable class textures by trajectory matching."""
+
+    # the learning rates may be lowered to get a diverging run going again; the gradient mode changes how
+    # the same gradient is computed (e.g. to save memory), not what is learned
+    RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
+                                          "max_bad_steps", "lr_img", "lr_lr", "grad_mode"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -154,8 +184,8 @@ class DistillConfig(CommonConfig):
     snapshot_every: int = option(50, "keep a snapshot of the synthetic set every this many iterations "
                                      "(the evolution view)")
     ckpt_every: int = option(50, "checkpoint (resumable) and refresh the PNGs every this many iterations")
-    max_bad_steps: int = option(10, "stop after this many consecutive non-finite losses or gradients")
-    force: bool = option(False, "start over even if the run folder holds a distillation with other settings")
+    max_bad_steps: int = option(10, "a non-finite loss or gradient restores the last good state and halves "
+                                    "the pixel lr; stop after this many in a row")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -177,6 +207,8 @@ class DistillConfig(CommonConfig):
 @dataclass
 class EvalConfig(CommonConfig):
     """Train fresh networks on the distilled set only and report real test accuracy, with baselines."""
+
+    RESUMABLE = CommonConfig.RESUMABLE | {"num_models", "baselines"}
 
     num_models: int = option(5, "networks trained from scratch per evaluated set (mean ± std over them)")
     eval_epochs: int = option(1000, "training epochs on the synthetic set (MTT: 1000; lr × 0.1 at half)")

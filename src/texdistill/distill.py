@@ -2,6 +2,11 @@
 
 η is kept positive by construction: the optimiser works on log η. Its SGD lr is scaled so that, near the
 initial η₀, a step changes η as MTT's plain SGD on η with lr `lr_lr` would (Δη ≈ η² Δlog η ⇒ lr_log = lr_lr / η₀²).
+
+Never losing a run: every --ckpt-every iterations the whole state (pixels, log η, both momenta, the last good
+state, the pixel lr, the generator that draws every random choice, the counters) goes to one safetensors file;
+re-running the same command continues it bit-exactly. A non-finite loss or gradient restores the last good
+state and halves the pixel lr; --max-bad-steps of them in a row stop the run with the good state saved.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -17,11 +24,12 @@ from tqdm.auto import tqdm
 
 from texdistill.config import DistillConfig
 from texdistill.data import load_dataset
-from texdistill.errors import ConfigError, NumericalError
+from texdistill.errors import CheckpointError, ConfigError, NumericalError
 from texdistill.experts import ExpertBank
-from texdistill.matching import MatchProblem, Student, match
-from texdistill.models import FlatParams
-from texdistill.storage import JsonlLog, load_tensors, read_json, save_png, save_tensors, write_json
+from texdistill.matching import MatchProblem, MatchResult, Student, match
+from texdistill.models import FlatParams, resolve_depth
+from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
+from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
 from texdistill.synthetic import build_synthetic, from_state
 from texdistill.training import random_seed
 
@@ -29,16 +37,42 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
 RESULT = "synthetic.safetensors"
-# options that may change between a run and its resumption
-RESUMABLE_CHANGES = {"iterations", "log_every", "snapshot_every", "ckpt_every", "device", "force", "max_bad_steps",
-                     "cache", "cache_dir"}
+SNAPSHOTS = "snapshots"
+LR_BACKOFF = 0.5  # the pixel lr is multiplied by this after every non-finite step
+
+# a test seam: called with (iteration, result) after every match, returns the result to use
+StepHook = Callable[[int, MatchResult], MatchResult]
+
+
+@dataclass
+class OptimState:
+    """What an update changes: pixels, log η and the two momentum buffers (None before the first step)."""
+
+    pixels: torch.Tensor
+    log_syn_lr: torch.Tensor
+    momentum_img: torch.Tensor | None
+    momentum_lr: torch.Tensor | None
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        named = {"pixels": self.pixels, "log_syn_lr": self.log_syn_lr,
+                 "momentum_img": self.momentum_img, "momentum_lr": self.momentum_lr}
+        return {f"{prefix}.{k}": v for k, v in named.items() if v is not None}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str, device: torch.device) -> "OptimState":
+        def get(name: str) -> torch.Tensor | None:
+            t = tensors.get(f"{prefix}.{name}")
+            return None if t is None else t.to(device)
+
+        return cls(get("pixels"), get("log_syn_lr"), get("momentum_img"), get("momentum_lr"))
 
 
 class Distiller:
     """Owns the synthetic set, η, both optimisers and the RNG; `run()` reads top to bottom."""
 
-    def __init__(self, cfg: DistillConfig):
+    def __init__(self, cfg: DistillConfig, step_hook: StepHook | None = None):
         self.cfg = cfg
+        self.step_hook = step_hook
         self.device = cfg.torch_device()
         self.run_dir = cfg.run_dir
         self.bank = ExpertBank.open(cfg.experts_path)
@@ -48,11 +82,12 @@ class Distiller:
                               f"{self.bank.num_epochs}; lower --max-start-epoch to "
                               f"{self.bank.num_epochs - cfg.expert_epochs + 1} or train longer experts")
         self.dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
-        self._check_dataset_matches_experts()
+        self._check_experts_fit()
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))
         self.student = Student(self.flat, cfg.dsa_config())
+        # every random choice of the run (init, experts, start epochs, step seeds) comes from this generator
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, self.generator,
                                          cfg.ipc, cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn).to(self.device)
@@ -62,24 +97,34 @@ class Distiller:
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / self.syn_lr_init ** 2, momentum=0.5)
         self.iteration = 0
         self.bad_steps = 0
+        self.good = self.capture()  # the state the last finite step started from
         self.log = JsonlLog(self.run_dir / "log.jsonl", "distill")
 
     @property
     def syn_lr(self) -> torch.Tensor:
         return self.log_syn_lr.detach().exp()
 
-    def _check_dataset_matches_experts(self) -> None:
-        meta, spec = self.bank.metadata, self.bank.spec
+    @property
+    def lr_img(self) -> float:
+        return self.opt_img.param_groups[0]["lr"]
+
+    def _check_experts_fit(self) -> None:
+        """The experts must come from this dataset, resolution and model, or matching them means nothing."""
+        meta, spec, cfg = self.bank.metadata, self.bank.spec, self.cfg
         h, w = self.dataset.image_size
-        if (meta["class_names"] != self.dataset.class_names or (spec.height, spec.width_px) != (h, w)
-                or spec.channels != self.dataset.channels):
-            raise ConfigError(f"experts in {self.cfg.experts_path} were trained on {meta['dataset']} "
+        if (meta["dataset"] != self.dataset.name or meta["class_names"] != self.dataset.class_names
+                or (spec.height, spec.width_px) != (h, w) or spec.channels != self.dataset.channels):
+            raise ConfigError(f"experts in {cfg.experts_path} were trained on {meta['dataset']} "
                               f"({spec.channels}×{spec.height}×{spec.width_px}, {len(meta['class_names'])} classes), "
                               f"not on {self.dataset.describe()}; pass matching --data/--res or other --experts-dir")
+        if (cfg.width, resolve_depth(cfg.depth, h, w)) != (spec.width, spec.depth):
+            raise ConfigError(f"experts in {cfg.experts_path} are ConvNets of width {spec.width}, depth {spec.depth}, "
+                              f"not width {cfg.width}, depth {resolve_depth(cfg.depth, h, w)}; pass --width "
+                              f"{spec.width} --depth {spec.depth} or other --experts-dir")
 
     # ---- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:
-        """One distillation iteration; returns its log record."""
+        """One distillation iteration; returns its log record (with "skipped" if it was not finite)."""
         cfg, g = self.cfg, self.generator
         expert = int(torch.randint(len(self.bank.paths), (1,), generator=g))
         start_epoch = int(torch.randint(cfg.min_start_epoch, cfg.max_start_epoch, (1,), generator=g))
@@ -87,109 +132,176 @@ class Distiller:
                                                                        start_epoch + cfg.expert_epochs))
         problem = MatchProblem(start, target, [random_seed(g) for _ in range(cfg.syn_steps)])
         result = match(cfg.grad_mode, self.student, self.synthetic, self.syn_lr, problem)
+        if self.step_hook is not None:
+            result = self.step_hook(self.iteration + 1, result)
         lr_grad = result.lr_grad * self.syn_lr  # chain rule through η = exp(log η)
         record = {"it": self.iteration + 1, "loss": float(result.loss), "syn_lr": float(self.syn_lr),
-                  "expert": expert, "start_epoch": start_epoch,
+                  "lr_img": self.lr_img, "expert": expert, "start_epoch": start_epoch,
                   "grad_norm": float(result.pixel_grad.norm()), "lr_grad": float(lr_grad)}
-        finite = all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad"))
-        if not finite:
-            self.bad_steps += 1
-            record["skipped"] = "non-finite loss or gradient"
-            if self.bad_steps >= cfg.max_bad_steps:
-                raise NumericalError(f"{self.bad_steps} consecutive non-finite steps at iteration {self.iteration + 1}; "
-                                     f"lower --lr-img or --lr-lr and resume (the last checkpoint is intact)")
-        else:
+        if all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad")):
             self.bad_steps = 0
+            self.good = self.capture()
             self.synthetic.pixels.grad = result.pixel_grad
             self.log_syn_lr.grad = lr_grad.reshape(())
             self.opt_img.step()
             self.opt_lr.step()
+        else:
+            # the last update led here: undo it and retry with smaller pixel steps
+            self.bad_steps += 1
+            self.restore(self.good)
+            for group in self.opt_img.param_groups:
+                group["lr"] *= LR_BACKOFF
+            record.update(skipped="non-finite loss or gradient: restored the last good state",
+                          lr_img=self.lr_img, bad_steps=self.bad_steps)
         self.iteration += 1
         return record
+
+    def capture(self) -> OptimState:
+        """A copy of what an update changes."""
+        def momentum(opt: torch.optim.Optimizer) -> torch.Tensor | None:
+            buf = next(iter(opt.state.values()), {}).get("momentum_buffer")
+            return None if buf is None else buf.detach().clone()
+
+        return OptimState(self.synthetic.pixels.detach().clone(), self.log_syn_lr.detach().clone(),
+                          momentum(self.opt_img), momentum(self.opt_lr))
+
+    def restore(self, state: OptimState) -> None:
+        """Put a captured state back (a momentum of None means: the optimiser has not stepped yet)."""
+        with torch.no_grad():
+            self.synthetic.pixels.copy_(state.pixels)
+            self.log_syn_lr.copy_(state.log_syn_lr)
+        for opt, param, buf in ((self.opt_img, self.synthetic.pixels, state.momentum_img),
+                                (self.opt_lr, self.log_syn_lr, state.momentum_lr)):
+            opt.state.pop(param, None)
+            if buf is not None:
+                opt.state[param]["momentum_buffer"] = buf.clone()
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
         """Distil until cfg.iterations (resuming a checkpoint), then write the results; returns the result file."""
         cfg = self.cfg
-        self._prepare_run_dir()
-        if self.iteration == 0:
-            self.save_snapshot()
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="distill", unit="it", dynamic_ncols=True)
-        started = time.time()
-        while self.iteration < cfg.iterations:
-            record = self.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", syn_lr=f"{record['syn_lr']:.2e}")
-            if self.iteration % cfg.log_every == 0 or "skipped" in record:
-                self.log.write(**record, seconds=round(time.time() - started, 2))
-            if self.iteration % cfg.snapshot_every == 0:
+        # checked before the lock file is made too: --resume with nothing to resume creates nothing
+        continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
+        with RunLock(self.run_dir, "distill"):
+            self._open_run()
+            if self.iteration == 0:
                 self.save_snapshot()
-            if self.iteration % cfg.ckpt_every == 0 or self.iteration == cfg.iterations:
-                self.save_checkpoint()
-                self.save_result()
-        bar.close()
-        self.save_result()
+            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="distill", unit="it", dynamic_ncols=True)
+            started, grad_norms = time.time(), []
+            while self.iteration < cfg.iterations:
+                record = self.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", syn_lr=f"{record['syn_lr']:.2e}")
+                self._log(record, grad_norms, time.time() - started)
+                if self.bad_steps >= cfg.max_bad_steps:
+                    self._stop_diverged(record)
+                if self.iteration % cfg.snapshot_every == 0:
+                    self.save_snapshot()
+                if self.iteration % cfg.ckpt_every == 0 or self.iteration == cfg.iterations:
+                    self.save_checkpoint()
+                    self.save_result()
+            bar.close()
         log.info("distilled %d iterations; results in %s", self.iteration, self.run_dir)
         return self.run_dir / RESULT
 
-    def _prepare_run_dir(self) -> None:
-        """Resume a checkpoint of the same settings, refuse one of other settings (unless --force)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.run_dir / "config.json"
-        sections = read_json(config_path) if config_path.exists() else {}
+    def _open_run(self) -> None:
+        """Continue a checkpoint made with the same options, refuse one made with others (unless --force)."""
         checkpoint = self.run_dir / CHECKPOINT
-        if checkpoint.exists() and not self.cfg.force:
-            old = sections.get("distill", {})
-            new = self.cfg.to_dict()
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-            if changed:
-                raise ConfigError(f"{self.run_dir} holds a distillation with other settings "
-                                  f"({', '.join(f'{k}: {old.get(k)} → {new.get(k)}' for k in changed)}); "
-                                  f"use another --out, or --force to start over")
-            self.load_checkpoint(checkpoint)
+        if continue_existing(self.cfg, "distillation checkpoint", checkpoint.exists()):
+            tensors, meta = load_tensors(checkpoint)
+            if meta.get("kind") != "distill-checkpoint":
+                raise CheckpointError(f"{checkpoint} is a {meta.get('kind')} file, not a distillation checkpoint; "
+                                      f"move it away or add --force to start over")
+            require_same_options(self.cfg, "the distillation", meta["config"])
+            self.load_checkpoint(tensors, meta, checkpoint)
             log.info("resuming %s at iteration %d", self.run_dir, self.iteration)
-        sections["distill"] = self.cfg.to_dict()
-        write_json(config_path, sections)
+            event = {"event": "resume", "it": self.iteration}
+        else:
+            result = self.run_dir / RESULT
+            if result.exists() and not self.cfg.force:  # written only after a checkpoint: someone removed that
+                raise CheckpointError(f"{self.run_dir} holds a distilled set ({RESULT}) but no {CHECKPOINT} to "
+                                      f"continue it; use another --out, or add --force to replace it")
+            # a fresh start: nothing of an earlier distillation in this folder may mix with this one
+            discard([checkpoint, result, *(self.run_dir / SNAPSHOTS).glob("it_*.safetensors")])
+            event = {"event": "start"}
+        record_config(self.cfg, "distill")
+        self.log.write(**event)
+
+    def _log(self, record: dict, grad_norms: list[float], seconds: float) -> None:
+        """Write every --log-every-th record and every skipped one, with gradient-norm stats since the last line."""
+        if "skipped" not in record:
+            grad_norms.append(record["grad_norm"])
+        if self.iteration % self.cfg.log_every and "skipped" not in record:
+            return
+        if grad_norms:
+            record.update(grad_norm_mean=sum(grad_norms) / len(grad_norms), grad_norm_max=max(grad_norms))
+        self.log.write(**record, seconds=round(seconds, 2))
+        grad_norms.clear()
+
+    def _stop_diverged(self, record: dict) -> None:
+        """Save the good state (finite by construction) and stop with what to change."""
+        first = self.iteration - self.bad_steps + 1
+        self.bad_steps = 0  # a resumed run gets max_bad_steps fresh tries
+        self.save_checkpoint()
+        self.save_result()
+        raise NumericalError(f"distillation diverged: {self.cfg.max_bad_steps} steps in a row with a non-finite loss "
+                             f"or gradient (iterations {first}–{self.iteration}), even after lowering the pixel lr "
+                             f"to {record['lr_img']:.3g}; the last good state is saved in {self.run_dir / CHECKPOINT}: "
+                             f"re-run with a smaller --lr-img and/or --lr-lr to continue it")
 
     # ---- files ---------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"synthetic.{k}": v for k, v in self.synthetic.state_tensors().items()}
-        tensors["log_syn_lr"] = self.log_syn_lr.detach()
-        tensors["generator"] = self.generator.get_state()
-        for name, opt in (("opt_img", self.opt_img), ("opt_lr", self.opt_lr)):
-            buf = next(iter(opt.state.values()), {}).get("momentum_buffer")
-            if buf is not None:
-                tensors[f"{name}.momentum"] = buf
-        return tensors
+        """Everything a resumed run needs, as named tensors."""
+        return {**self.capture().tensors("now"), **self.good.tensors("good"), "generator": self.generator.get_state()}
 
     def save_checkpoint(self) -> None:
+        self._require_finite()
         meta = {"kind": "distill-checkpoint", "iteration": self.iteration, "config": self.cfg.to_dict(),
-                "synthetic": self.synthetic.settings(), "lr_img": self.opt_img.param_groups[0]["lr"],
-                "bad_steps": self.bad_steps}
+                "synthetic": self.synthetic.settings(), "lr_img": self.lr_img, "bad_steps": self.bad_steps}
         save_tensors(self.run_dir / CHECKPOINT, self.state_tensors(), meta)
 
-    def load_checkpoint(self, path: Path) -> None:
-        tensors, meta = load_tensors(path)
-        with torch.no_grad():
-            self.synthetic.pixels.copy_(tensors["synthetic.pixels"])
-            self.log_syn_lr.copy_(tensors["log_syn_lr"])
+    def load_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+        """Restore a checkpoint strictly: every tensor present with the shape this run has, nothing else."""
+        layout = self._checkpoint_layout()
+        problems = [f"missing {k}" for k, (_, required) in layout.items() if required and k not in tensors]
+        problems += [f"unexpected {k}" for k in sorted(set(tensors) - set(layout))]
+        problems += [f"{k} has shape {tuple(tensors[k].shape)}, expected {tuple(shape)}"
+                     for k, (shape, _) in layout.items() if k in tensors and tensors[k].shape != shape]
+        if problems:
+            raise CheckpointError(f"{path} does not fit this run ({'; '.join(problems)}); it was written by another "
+                                  f"texdistill version or for other data — add --force to start over")
+        self.restore(OptimState.from_tensors(tensors, "now", self.device))
+        self.good = OptimState.from_tensors(tensors, "good", self.device)
         self.generator.set_state(tensors["generator"])
-        for name, opt, param in (("opt_img", self.opt_img, self.synthetic.pixels),
-                                 ("opt_lr", self.opt_lr, self.log_syn_lr)):
-            if f"{name}.momentum" in tensors:
-                opt.state[param]["momentum_buffer"] = tensors[f"{name}.momentum"].to(self.device).clone()
-        self.opt_img.param_groups[0]["lr"] = meta["lr_img"]
+        saved_lr_img = meta["lr_img"] if meta["config"].get("lr_img") == self.cfg.lr_img else self.cfg.lr_img
+        for group in self.opt_img.param_groups:
+            group["lr"] = saved_lr_img  # the guard's reductions survive a resume; a new --lr-img replaces them
         self.iteration, self.bad_steps = meta["iteration"], meta["bad_steps"]
+
+    def _checkpoint_layout(self) -> dict[str, tuple[torch.Size, bool]]:
+        """Checkpoint tensor name → (shape, required); momenta are absent before the first step."""
+        pixels, eta = self.synthetic.pixels.shape, self.log_syn_lr.shape
+        layout = {"generator": (self.generator.get_state().shape, True)}
+        for prefix in ("now", "good"):
+            layout.update({f"{prefix}.pixels": (pixels, True), f"{prefix}.log_syn_lr": (eta, True),
+                           f"{prefix}.momentum_img": (pixels, False), f"{prefix}.momentum_lr": (eta, False)})
+        return layout
+
+    def _require_finite(self) -> None:
+        if not (torch.isfinite(self.synthetic.pixels).all() and torch.isfinite(self.log_syn_lr)):
+            raise NumericalError("refusing to save non-finite pixels or η (a bug: the guard should have restored "
+                                 "the last good state); the previous checkpoint is intact")
 
     def save_snapshot(self) -> None:
         """The synthetic set as displayable uint8, for the evolution view."""
         pixels = self.synthetic.displayable(self.space)
-        save_tensors(self.run_dir / "snapshots" / f"it_{self.iteration:06d}.safetensors",
+        save_tensors(self.run_dir / SNAPSHOTS / f"it_{self.iteration:06d}.safetensors",
                      {"pixels": pixels, "labels": self.synthetic.labels},
                      {"kind": "snapshot", "iteration": self.iteration, "synthetic": self.synthetic.settings()})
 
     def save_result(self) -> None:
         """The learned set (float tensors + η) and its PNG previews."""
+        self._require_finite()
         meta = {"kind": "synthetic-set", "iteration": self.iteration, "synthetic": self.synthetic.settings(),
                 "syn_lr": float(self.syn_lr), "model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
                 "class_names": self.dataset.class_names, "expert_lr": float(self.bank.metadata["lr"])}
@@ -201,11 +313,22 @@ class Distiller:
                 save_png(self.run_dir / relative, image)
 
 
+def result_path(run_dir: str | Path) -> Path:
+    """The distilled set's file in a run folder; an error naming the fix if there is none."""
+    path = Path(run_dir) / RESULT
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} has no {RESULT}; run `texdistill distill --out {run_dir}` first")
+    return path
+
+
 def load_result(run_dir: str | Path) -> tuple:
     """(synthetic set, metadata, pixel space) of a finished or checkpointed distillation run."""
     from texdistill.data import PixelSpace
 
-    tensors, meta = load_tensors(Path(run_dir) / RESULT)
+    path = result_path(run_dir)
+    tensors, meta = load_tensors(path)
+    if meta.get("kind") != "synthetic-set":
+        raise CheckpointError(f"{path} is a {meta.get('kind')} file, not a distilled set; re-run `texdistill distill`")
     space = PixelSpace.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("space.")})
     synthetic = from_state(meta["synthetic"], {k: v for k, v in tensors.items() if not k.startswith("space.")})
     return synthetic, meta, space

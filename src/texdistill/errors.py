@@ -19,3 +19,11 @@ class CheckpointError(TexdistillError):
 
 class NumericalError(TexdistillError):
     """Training diverged and the guards could not recover."""
+
+
+class StorageError(TexdistillError):
+    """A file could not be written (disk full, no permission); the previous version of it is intact."""
+
+
+class RunInUseError(TexdistillError):
+    """Another process is writing the same run folder."""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, load_dataset
-from texdistill.distill import load_result
-from texdistill.errors import DataError
+from texdistill.distill import load_result, result_path
+from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.models import ModelSpec
+from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
 from texdistill.synthetic import SyntheticSet
 from texdistill.training import random_seed, sgd_step, top1_accuracy
@@ -51,10 +54,9 @@ def train_on_synthetic(synthetic: SyntheticSet, spec: ModelSpec, lr: float, cfg:
 
 
 def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet], spec: ModelSpec, lr: float,
-                 dataset: ImageDataset, space: PixelSpace, cfg: EvalConfig, done: list[float],
+                 dataset: ImageDataset, space: PixelSpace, cfg: EvalConfig, device: torch.device, done: list[float],
                  on_model: Callable[[list[float]], None]) -> list[float]:
     """Accuracies of cfg.num_models nets, each trained on make_set(its generator), continuing after `done`."""
-    device = cfg.torch_device()
     accuracies = list(done)
     bar = tqdm(total=cfg.num_models * cfg.eval_epochs, initial=len(done) * cfg.eval_epochs,
                desc=f"eval {name}", unit="ep", dynamic_ncols=True, leave=False)
@@ -75,36 +77,75 @@ def summary(accuracies: list[float], lr: float) -> dict:
 
 
 def run(cfg: EvalConfig) -> dict:
-    """Evaluate the distilled set of cfg.out (and the same-budget real baselines) into eval.json."""
+    """Evaluate the distilled set of cfg.out (and the same-budget real baselines) into eval.json.
+
+    eval.json is rewritten after every trained model, so a killed evaluation continues with the next model.
+    """
     started = time.time()
-    synthetic, meta, space = load_result(cfg.run_dir)
-    spec = ModelSpec(**meta["model"])
-    space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
+    device = cfg.torch_device()
+    path = cfg.run_dir / EVAL_FILE
+    result_path(cfg.run_dir)  # checked before the lock file is made: a wrong --out creates nothing
+    continue_existing(cfg, "evaluation (eval.json)", path.exists())
     dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
     if len(dataset.test_images) == 0:
         raise DataError(f"{dataset.name} has no test images to evaluate on; give the folder a val/ split or "
                         f"use --holdout 0.1 (for experts, distill and evaluate alike)")
-    path = cfg.run_dir / EVAL_FILE
-    previous = read_json(path) if path.exists() else {}
-    same = previous.get("config") == cfg.to_dict() and previous.get("iteration") == meta["iteration"]
-    results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "complete": False, "sets": {}}
+    with RunLock(cfg.run_dir, "evaluate"):  # a running distillation cannot replace the set while we read it
+        synthetic, meta, space, spec, fingerprint = _load_set(cfg, dataset)
+        previous = _previous_results(cfg, path, fingerprint)
+        record_config(cfg, "evaluate")
+        results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "synthetic_sha256": fingerprint,
+                         "complete": False, "sets": {}}
+        for name, (make_set, lr) in _sets(cfg, synthetic, meta, dataset, space).items():
+            done = previous.get("sets", {}).get(name, {}).get("accuracies", [])[:cfg.num_models]
+
+            def save_progress(accuracies: list[float], name: str = name, lr: float = lr) -> None:
+                results["sets"][name] = summary(accuracies, lr)
+                write_json(path, results)
+
+            accuracies = evaluate_set(name, make_set, spec, lr, dataset, space, cfg, device, done, save_progress)
+            s = results["sets"][name] = summary(accuracies, lr)
+            log.info("%-28s %.2f ± %.2f %% (%d models, lr %.3g)", name, 100 * s["mean"], 100 * s["std"],
+                     s["models"], lr)
+        results["complete"] = True
+        results["seconds"] = round(time.time() - started, 1)
+        write_json(path, results)
+    return results
+
+
+def _load_set(cfg: EvalConfig, dataset: ImageDataset) -> tuple[SyntheticSet, dict, PixelSpace, ModelSpec, str]:
+    """The run's distilled set (with its metadata, pixel space, model and file SHA-256), checked against `dataset`."""
+    synthetic, meta, space = load_result(cfg.run_dir)
+    spec = ModelSpec(**meta["model"])
+    space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
+    if ((meta["dataset"], meta["class_names"]) != (dataset.name, dataset.class_names)
+            or (spec.channels, spec.height, spec.width_px) != (dataset.channels, *dataset.image_size)):
+        raise ConfigError(f"the synthetic set in {cfg.run_dir} was distilled from {meta['dataset']} "
+                          f"({spec.channels}×{spec.height}×{spec.width_px}), not from {dataset.describe()}; "
+                          f"pass matching --data/--res")
+    fingerprint = hashlib.sha256(result_path(cfg.run_dir).read_bytes()).hexdigest()
+    return synthetic, meta, space, spec, fingerprint
+
+
+def _previous_results(cfg: EvalConfig, path: Path, fingerprint: str) -> dict:
+    """The eval.json to continue: same options (else refused) and the same synthetic set (else empty)."""
+    previous = read_json(path) if path.exists() else None
+    if not continue_existing(cfg, "evaluation (eval.json)", previous is not None):
+        return {}
+    if not isinstance(previous, dict):
+        raise CheckpointError(f"{path} is not an evaluation texdistill wrote; move it away or add --force")
+    require_same_options(cfg, "the evaluation in eval.json", previous.get("config", {}))
+    if previous.get("synthetic_sha256") != fingerprint:
+        log.info("the synthetic set changed since %s was written: evaluating it afresh", path)
+        return {}
+    return previous
+
+
+def _sets(cfg: EvalConfig, synthetic: SyntheticSet, meta: dict, dataset: ImageDataset,
+          space: PixelSpace) -> dict[str, tuple[Callable[[torch.Generator], SyntheticSet], float]]:
+    """name → (make the set from a generator, its training lr): the distilled set, then the baselines."""
     sets = {"distilled": (lambda g: synthetic, cfg.eval_lr or meta["syn_lr"])}
     if cfg.baselines:
-        names = synthetic.baselines(dataset, space, torch.Generator()).keys()
-        for name in names:
+        for name in synthetic.baselines(dataset, space, torch.Generator()):
             sets[name] = ((lambda g, n=name: synthetic.baselines(dataset, space, g)[n]), meta["expert_lr"])
-    for name, (make_set, lr) in sets.items():
-        done = previous["sets"][name]["accuracies"] if same and name in previous.get("sets", {}) else []
-
-        def save_progress(accuracies: list[float], name: str = name, lr: float = lr) -> None:
-            results["sets"][name] = summary(accuracies, lr)
-            write_json(path, results)
-
-        results["sets"][name] = summary(evaluate_set(name, make_set, spec, lr, dataset, space, cfg, done,
-                                                     save_progress), lr)
-        s = results["sets"][name]
-        log.info("%-28s %.2f ± %.2f %% (%d models, lr %.3g)", name, 100 * s["mean"], 100 * s["std"], s["models"], lr)
-    results["complete"] = True
-    results["seconds"] = round(time.time() - started, 1)
-    write_json(path, results)
-    return results
+    return sets

@@ -16,7 +16,8 @@ from texdistill.config import ExpertsConfig
 from texdistill.data import ImageDataset, PixelSpace, load_dataset
 from texdistill.errors import CheckpointError
 from texdistill.models import FlatParams, ModelSpec, resolve_depth
-from texdistill.storage import JsonlLog, load_tensors, save_tensors
+from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
+from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
 from texdistill.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,11 @@ SPACE_FILE = "space.safetensors"
 
 def expert_path(experts_dir: Path, index: int) -> Path:
     return experts_dir / f"expert_{index:03d}.safetensors"
+
+
+def partial_path(experts_dir: Path, index: int) -> Path:
+    """Where an unfinished expert keeps its trajectory so far."""
+    return expert_path(experts_dir, index).with_suffix(".partial.safetensors")
 
 
 def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
@@ -57,26 +63,44 @@ class ExpertTrainer:
                 "dataset": self.dataset.name, "class_names": self.dataset.class_names,
                 "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
                 "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None,
-                "zca": c.zca}
+                "zca": c.zca, "config": c.to_dict()}
 
     def run(self, indices: list[int] | None = None) -> list[Path]:
         """Train every missing expert (or just `indices`); returns the trajectory paths."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # checked before the lock file is made too: --resume with nothing to resume creates nothing
+        continue_existing(self.cfg, "expert trajectories", bool(self._existing()))
+        with RunLock(self.cfg.run_dir, "experts"):
+            self._open_run()
+            indices = list(range(self.cfg.num_experts)) if indices is None else indices
+            paths = []
+            for index in indices:
+                path = expert_path(self.dir, index)
+                if path.exists():
+                    partial_path(self.dir, index).unlink(missing_ok=True)  # left by a kill right after the save
+                    log.info("expert %d already trained: %s", index, path)
+                else:
+                    self.train_one(index)
+                paths.append(path)
+        return paths
+
+    def _existing(self) -> list[Path]:
+        """Trajectory files already in the experts folder, finished and partial."""
+        return sorted(self.dir.glob("expert_*.safetensors"))
+
+    def _open_run(self) -> None:
+        """Continue experts trained with the same options (each file is checked), refuse others unless --force."""
+        existing = self._existing()
+        if continue_existing(self.cfg, "expert trajectories", bool(existing)):
+            for path in existing:  # a damaged file is an error, not a silent skip
+                require_same_options(self.cfg, f"expert file {path.name}", read_metadata(path).get("config", {}))
+        else:
+            discard([*existing, self.dir / SPACE_FILE])
+            self.log.write(event="start")
+        record_config(self.cfg, "experts")
         save_tensors(self.dir / SPACE_FILE, self.space.state_dict(), {"kind": "pixel-space", "zca": self.cfg.zca})
         data = self.dataset
         self.log.write(event="dataset", dataset=data.name, layout=data.layout, class_names=data.class_names,
                        train=len(data.train_images), test=len(data.test_images), skipped=data.skipped)
-        indices = list(range(self.cfg.num_experts)) if indices is None else indices
-        paths = []
-        for index in indices:
-            path = expert_path(self.dir, index)
-            if path.exists():
-                load_tensors(path)  # a corrupt file is an error, not a silent skip
-                log.info("expert %d already trained: %s", index, path)
-            else:
-                self.train_one(index)
-            paths.append(path)
-        return paths
 
     def train_one(self, index: int) -> torch.Tensor:
         """Train expert `index` and write its trajectory (epochs + 1, P); resumes a partial one."""
@@ -87,7 +111,7 @@ class ExpertTrainer:
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr_teacher, momentum=cfg.momentum_teacher)
         generator = torch.Generator().manual_seed(cfg.seed * 100_003 + index + 50_000)
         trajectory = [flat.get().cpu()]
-        partial = expert_path(self.dir, index).with_suffix(".partial.safetensors")
+        partial = partial_path(self.dir, index)
         if partial.exists():
             trajectory = self._restore_partial(partial, flat, optimizer, generator)
             log.info("expert %d: resuming after epoch %d", index, len(trajectory) - 1)
@@ -103,11 +127,12 @@ class ExpertTrainer:
                 loss_sum += loss * len(batch)
                 correct += right
             trajectory.append(flat.get().cpu())
+            if epoch + 1 < cfg.epochs:
+                self._save_partial(partial, trajectory, optimizer, generator)
+            # logged after the save, so a resumed expert does not log an epoch twice
             n = len(data.train_images)
             self.log.write(expert=index, epoch=epoch + 1, train_loss=loss_sum / n, train_acc=correct / n)
             bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
-            if epoch + 1 < cfg.epochs:
-                self._save_partial(partial, trajectory, optimizer, generator)
         accuracy = (top1_accuracy(model, data.test_images, data.test_labels, self.space, self.device)
                     if len(data.test_images) else None)  # a folder dataset with --holdout 0 has no test split
         meta = {**self.metadata(index), "test_acc": accuracy, "train_seconds": time.time() - start}
@@ -129,16 +154,18 @@ class ExpertTrainer:
     def _restore_partial(self, path: Path, flat: FlatParams, optimizer: torch.optim.Optimizer,
                          generator: torch.Generator) -> list[torch.Tensor]:
         tensors, meta = load_tensors(path)
-        expected = self.metadata(-1)
-        if {k: meta.get(k) for k in expected} != expected:
-            raise CheckpointError(f"{path} was written with other settings; delete it or rerun with the "
-                                  f"settings it was started with")
-        trajectory = list(tensors["trajectory"].unbind(0))
-        flat.set(trajectory[-1].to(next(iter(_params(optimizer))).device))
+        require_same_options(self.cfg, f"expert file {path.name}", meta.get("config", {}))
+        rows, momentum = tensors.get("trajectory"), tensors.get("momentum")
+        if (rows is None or rows.ndim != 2 or rows.shape[1] != flat.size or "generator" not in tensors
+                or (momentum is not None and momentum.numel() != flat.size)):
+            raise CheckpointError(f"{path} does not fit this expert (another texdistill version?); add --force "
+                                  f"to retrain the experts")
+        trajectory = list(rows.unbind(0))
+        params = _params(optimizer)
+        flat.set(trajectory[-1].to(params[0].device))
         generator.set_state(tensors["generator"])
-        if "momentum" in tensors:
-            params = _params(optimizer)
-            for p, m in zip(params, tensors["momentum"].split([q.numel() for q in params])):
+        if momentum is not None:
+            for p, m in zip(params, momentum.split([q.numel() for q in params])):
                 optimizer.state[p]["momentum_buffer"] = m.view_as(p).to(p.device).clone()
         return trajectory
 
@@ -161,7 +188,10 @@ class ExpertBank:
         if not paths:
             raise CheckpointError(f"no expert trajectories in {experts_dir}; run `texdistill experts` first "
                                   f"(with the same --out) or pass --experts-dir")
-        metas = [load_tensors(p)[1] for p in paths]
+        metas = [read_metadata(p) for p in paths]
+        for path, meta in zip(paths, metas):
+            if meta.get("kind") != "expert-trajectory":
+                raise CheckpointError(f"{path} is a {meta.get('kind')} file, not an expert trajectory; move it away")
         keys = ("model", "dataset", "class_names", "lr")
         for path, meta in zip(paths[1:], metas[1:]):
             for key in keys:

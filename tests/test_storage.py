@@ -1,0 +1,119 @@
+"""Files of a run: all-or-nothing writes (a full disk leaves the old file), the append-only log that survives
+a torn line, header-only metadata reads that notice truncation, and no pickle anywhere."""
+
+import errno
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from texdistill import storage
+from texdistill.errors import CheckpointError, StorageError
+from texdistill.storage import (JsonlLog, load_tensors, read_jsonl, read_metadata, save_npz, save_png, save_tensors,
+                                write_json)
+
+
+class FullDisk:
+    """A file object that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            self.f.write(bytes(data[:self.room]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+@pytest.mark.parametrize("save", [
+    lambda p: save_tensors(p, {"x": torch.ones(1000)}, {"kind": "test"}),
+    lambda p: write_json(p, {"x": list(range(1000))}),
+    lambda p: save_png(p, torch.full((1, 64, 64), 7, dtype=torch.uint8)),
+    lambda p: save_npz(p, {"x": np.arange(1000)}),
+], ids=["safetensors", "json", "png", "npz"])
+def test_a_full_disk_keeps_the_previous_file_and_leaves_no_temp_file(tmp_path, monkeypatch, save):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"the previous version")
+    original = storage.os.fdopen
+    monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: FullDisk(original(fd, mode), room=100))
+    with pytest.raises(StorageError, match=r"cannot write .*out.bin \(its previous version is intact\): No space "
+                                           r"left on device; free some disk space"):
+        save(path)
+    assert path.read_bytes() == b"the previous version"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    monkeypatch.undo()
+    save(path)  # space again: the write goes through
+    assert path.read_bytes() != b"the previous version"
+
+
+def test_log_survives_a_torn_last_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    JsonlLog(path, "distill").write(it=1, loss=0.5)
+    with open(path, "a") as f:
+        f.write('{"stage": "distill", "it": 2, "lo')  # killed mid-line
+    assert [r["it"] for r in read_jsonl(path)] == [1]
+    JsonlLog(path, "distill").write(it=2, loss=0.25)  # the resumed run
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+    assert [r["it"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_log_events_void_what_a_restart_or_resume_rewrites(tmp_path):
+    log = JsonlLog(tmp_path / "log.jsonl", "distill")
+    other = JsonlLog(tmp_path / "log.jsonl", "experts")
+    other.write(expert=0, epoch=1)
+    for it in (1, 2, 3):
+        log.write(it=it, loss=float(it))
+    log.write(event="start")  # --force: the distillation began again
+    for it in (1, 2, 3, 4, 5):
+        log.write(it=it, loss=10.0 + it)
+    log.write(event="resume", it=3)  # killed after iteration 5, the checkpoint was at 3
+    for it in (4, 5, 6):
+        log.write(it=it, loss=20.0 + it, inf=float("inf"))
+    losses = [(r["it"], r["loss"]) for r in read_jsonl(tmp_path / "log.jsonl", "distill") if "loss" in r]
+    assert losses == [(1, 11.0), (2, 12.0), (3, 13.0), (4, 24.0), (5, 25.0), (6, 26.0)]
+    assert read_jsonl(tmp_path / "log.jsonl", "experts")[0]["epoch"] == 1
+    assert read_jsonl(tmp_path / "log.jsonl")[-1]["inf"] is None  # strict JSON: no NaN/Infinity tokens
+
+
+def test_metadata_reads_the_header_only_and_notices_truncation(tmp_path):
+    path = tmp_path / "t.safetensors"
+    save_tensors(path, {"x": torch.arange(10000.0)}, {"kind": "test", "n": 3})
+    assert read_metadata(path) == {"schema": storage.SCHEMA_VERSION, "kind": "test", "n": 3}
+    data = path.read_bytes()
+    for broken in (data[:-8], data + b"junk", data[:5], b"\x10" + bytes(7) + b"{not json", b""):
+        path.write_bytes(broken)
+        for read in (read_metadata, load_tensors):
+            with pytest.raises(CheckpointError, match="is damaged"):
+                read(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_metadata(tmp_path / "missing.safetensors")
+
+
+SOURCES = sorted((Path(__file__).parents[1] / "src").rglob("*.py")) + sorted(
+    (Path(__file__).parents[1] / "scripts").rglob("*.py"))
+
+
+def test_no_pickle_is_ever_loaded_from_disk():
+    assert len(SOURCES) > 10
+    for source in SOURCES:
+        text = source.read_text()
+        assert not re.search(r"pickle\.loads?\(", text), source
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, (source, call)
+        for call in re.findall(r"(?:np|numpy)\.load\([^)]*\)", text):
+            assert "allow_pickle=False" in call, (source, call)
