@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, with_option, write_idx
+from datafiles import save_image, write_idx
+from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, with_option
 
 from texdistill.cli import main
 from texdistill.storage import load_tensors, save_tensors
@@ -39,6 +40,22 @@ def idx_dataset(folder: Path, side: int = 8, train: int = 20, labels=None, image
         write_idx(folder / f"{split}-labels-idx1-ubyte", split_labels, False)
     if images_bytes is not None:
         (folder / "train-images-idx3-ubyte").write_bytes(images_bytes)
+
+
+def png_files(folder: Path, count: int, broken: bool = False) -> None:
+    """`count` small PNGs in `folder` (or files named .png that are not images)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        if broken:
+            (folder / f"{i}.png").write_bytes(b"not a png")
+        else:
+            save_image(folder / f"{i}.png", np.full((12, 12, 3), 40 * i, np.uint8))
+
+
+def folder(run: Path, scratch: Path) -> list[str]:
+    """Train experts on the class folders in scratch/fm."""
+    return [*with_option(with_option(experts_cli(), "--data", "folder"), "--data-dir", str(scratch / "fm")), "--out",
+            str(run)]
 
 
 def truncate(path: Path, keep: float = 0.6) -> None:
@@ -74,9 +91,20 @@ CASES = [
          lambda r, s: (idx_dataset(s / "fm"), truncate(s / "fm" / "t10k-images-idx3-ubyte"))),
     Case("wrong layout: images and labels disagree", lambda r, s: fashion(r, s), "20 train images but 30 labels",
          lambda r, s: (idx_dataset(s / "fm"), write_idx(s / "fm" / "train-labels-idx1-ubyte", np.zeros(30), False))),
-    Case("images smaller than the crop", lambda r, s: ["experts", "--data", "fashion-mnist", "--data-dir",
-                                                       str(s / "fm"), "--out", str(r)],
-         "images are 2×2 pixels, texdistill needs at least 4×4", lambda r, s: idx_dataset(s / "fm", side=2)),
+    Case("folder: images without class sub-folders", lambda r, s: folder(r, s), "has no class sub-folders",
+         lambda r, s: png_files(s / "fm", 3)),
+    Case("folder: one class", lambda r, s: folder(r, s), "needs at least 2 classes, found 1",
+         lambda r, s: png_files(s / "fm" / "cats", 3)),
+    Case("folder: an empty class folder", lambda r, s: folder(r, s), "holds no images",
+         lambda r, s: (png_files(s / "fm" / "cats", 3), (s / "fm" / "dogs").mkdir())),
+    Case("folder: a class of unreadable images", lambda r, s: folder(r, s), "have no readable training images",
+         lambda r, s: (png_files(s / "fm" / "cats", 3), png_files(s / "fm" / "dogs", 3, broken=True))),
+    Case("folder: --data-dir is a file", lambda r, s: folder(r, s), "is not a folder",
+         lambda r, s: (s / "fm").write_text("not a folder")),
+    Case("cifar10: no batches", lambda r, s: [*with_option(experts_cli(), "--data", "cifar10"), "--data-dir", str(s),
+                                             "--out", str(r)], "no cifar10 batches in"),
+    Case("a class that is not there", lambda r, s: [*experts_cli(), "--classes", "sandal,zebra", "--out", str(r)],
+         "has no class 'zebra'"),
     Case("resolution below the minimum", lambda r, s: [*experts_cli(), "--res", "2", "--out", str(r)],
          "--res must be ≥ 4"),
     Case("network deeper than the images", lambda r, s: [*experts_cli(), "--depth", "4", "--out", str(r)],
@@ -87,10 +115,10 @@ CASES = [
     Case("experts of another model", lambda r, s: distill(r, "--width", "8"),
          "are ConvNets of width 4, depth 1, not width 8, depth 1; pass --width 4 --depth 1"),
     Case("experts of another resolution", lambda r, s: distill(r, "--res", "16"),
-         "were trained on fashion-mnist (1×8×8, 10 classes), not on fashion-mnist: 10 classes, 1000 train / 200 "
-         "test images, 1×16×16; pass matching --data/--res or other --experts-dir"),
+         "were trained on fashion-mnist (1×8×8, 10 classes), not fashion-mnist (1×16×16, 10 classes); pass "
+         "matching --data/--res or other --experts-dir"),
     Case("experts of another dataset", lambda r, s: distill(r, "--data", "fashion-demo", "--res", "8"),
-         "were trained on fashion-mnist (1×8×8, 10 classes), not on fashion-demo"),
+         "were trained on fashion-mnist (1×8×8, 10 classes), not fashion-demo (1×8×8, 10 classes)"),
     Case("no experts", lambda r, s: distill(r, "--experts-dir", str(s)),
          "/scratch; run `texdistill experts` first"),
     # damaged files
@@ -112,7 +140,7 @@ CASES = [
     Case("damaged eval.json", lambda r, s: [*evaluate_cli(), "--out", str(r)], "eval.json is not valid JSON",
          lambda r, s: (r / "eval.json").write_text('{"config": {')),
     Case("evaluation on other data", lambda r, s: [*evaluate_cli(), "--res", "16", "--out", str(r)],
-         "was distilled from fashion-mnist (1×8×8), not from fashion-mnist: 10 classes"),
+         "was distilled from fashion-mnist (1×8×8, 10 classes), not fashion-mnist (1×16×16, 10 classes)"),
     # a run made with other options
     Case("experts with other options", lambda r, s: [*with_option(experts_cli(), "--epochs", "3"), "--out", str(r)],
          "/run was made with other options (--epochs 2 → 3); re-run with the same"),

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from tinyrun import write_idx
 
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.data.dataset import resize_square

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture
 def cfg(tmp_path, tiny_data, tiny_experts):
     shutil.copytree(tiny_experts, tmp_path / "run")
-    return DistillConfig(out=str(tmp_path / "run"), data="fashion-mnist", data_dir=str(tiny_data), width=4,
+    return DistillConfig(out=str(tmp_path / "run"), data="fashion-mnist", data_dir=str(tiny_data), res=8, width=4,
                          syn_steps=2, expert_epochs=1, max_start_epoch=2, iterations=6, ckpt_every=2, log_every=1,
                          snapshot_every=2)
 

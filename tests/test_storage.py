@@ -1,9 +1,9 @@
 """Files of a run: all-or-nothing writes (a full disk leaves the old file), the append-only log that survives
 a torn line, header-only metadata reads that notice truncation, and no pickle anywhere."""
 
+import ast
 import errno
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -106,14 +106,24 @@ def test_metadata_reads_the_header_only_and_notices_truncation(tmp_path):
 
 SOURCES = sorted((Path(__file__).parents[1] / "src").rglob("*.py")) + sorted(
     (Path(__file__).parents[1] / "scripts").rglob("*.py"))
+SAFE_LOADS = {("torch", "load"): ("weights_only", True), ("np", "load"): ("allow_pickle", False),
+              ("numpy", "load"): ("allow_pickle", False)}
 
 
 def test_no_pickle_is_ever_loaded_from_disk():
-    assert len(SOURCES) > 10
+    """torch.load only with weights_only=True, np.load only with allow_pickle=False, no pickle.load(s) at all
+    (CIFAR's python batches go through a restricted Unpickler subclass, which this allows)."""
+    calls = 0
     for source in SOURCES:
-        text = source.read_text()
-        assert not re.search(r"pickle\.loads?\(", text), source
-        for call in re.findall(r"torch\.load\([^)]*\)", text):
-            assert "weights_only=True" in call, (source, call)
-        for call in re.findall(r"(?:np|numpy)\.load\([^)]*\)", text):
-            assert "allow_pickle=False" in call, (source, call)
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)):
+                continue
+            call = (node.func.value.id, node.func.attr)
+            assert call not in {("pickle", "load"), ("pickle", "loads")}, (source, node.lineno)
+            if call in SAFE_LOADS:
+                calls += 1
+                name, value = SAFE_LOADS[call]
+                given = {k.arg: k.value for k in node.keywords}
+                assert isinstance(given.get(name), ast.Constant) and given[name].value is value, (source, node.lineno)
+    assert calls >= 2  # the demo data and the dataset cache

@@ -3,7 +3,6 @@ images taken from the embedded demo set), width-4 ConvNets."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
@@ -12,21 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
+from datafiles import write_idx
 
 from texdistill.data import load_dataset
 from texdistill.storage import read_jsonl
 
 SIDE = 8
 _data_dir: list[Path] = []  # set once per session by make_tiny_data (conftest's tiny_data fixture)
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    """Write a uint8 idx file (the Fashion-MNIST format), optionally gzipped."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with (gzip.open if compress else open)(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def make_tiny_data(folder: Path) -> Path:
@@ -42,7 +34,7 @@ def make_tiny_data(folder: Path) -> Path:
 
 
 def common() -> list[str]:
-    return ["--data", "fashion-mnist", "--data-dir", str(_data_dir[0]), "--width", "4"]
+    return ["--data", "fashion-mnist", "--data-dir", str(_data_dir[0]), "--res", str(SIDE), "--width", "4"]
 
 
 def experts_cli() -> list[str]:

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import torch
 
 from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
-from texdistill.data.dataset import MIN_SIDE
 from texdistill.errors import ConfigError
 from texdistill.garments import GARMENTS
 
@@ -81,7 +80,7 @@ class CommonConfig:
                  f"--resume: there is no run folder {self.out}; drop --resume to start a new run there")
         _require(self.device != "cuda" or torch.cuda.is_available(),
                  "--device cuda was requested but no CUDA GPU is visible; use --device cpu (or auto)")
-        _require(self.res is None or self.res >= MIN_SIDE, f"--res must be ≥ {MIN_SIDE}, got {self.res}")
+        _require(self.res is None or self.res >= 4, f"--res must be ≥ 4, got {self.res}")
         _require(self.width >= 1, f"--width must be ≥ 1, got {self.width}")
         _require(self.depth is None or self.depth >= 1, f"--depth must be ≥ 1, got {self.depth}")
         _require(0 <= self.holdout < 1, f"--holdout must be in [0, 1), got {self.holdout}")

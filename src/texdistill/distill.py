@@ -23,9 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from texdistill.config import DistillConfig
-from texdistill.data import load_dataset
+from texdistill.data import Found, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, NumericalError
-from texdistill.experts import ExpertBank
+from texdistill.experts import ExpertBank, data_mismatch
 from texdistill.matching import MatchProblem, MatchResult, Student, match
 from texdistill.models import FlatParams, resolve_depth
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
@@ -75,14 +75,16 @@ class Distiller:
         self.step_hook = step_hook
         self.device = cfg.torch_device()
         self.run_dir = cfg.run_dir
+        # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
+        continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
         self.bank = ExpertBank.open(cfg.experts_path)
         if cfg.max_start_epoch - 1 + cfg.expert_epochs > self.bank.num_epochs:
             raise ConfigError(f"--max-start-epoch {cfg.max_start_epoch} + --expert-epochs {cfg.expert_epochs} "
                               f"needs experts of ≥ {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, they have "
                               f"{self.bank.num_epochs}; lower --max-start-epoch to "
                               f"{self.bank.num_epochs - cfg.expert_epochs + 1} or train longer experts")
+        self._check_experts_fit(find_dataset(**cfg.dataset_options()))  # before decoding: a misfit caches nothing
         self.dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
-        self._check_experts_fit()
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))
@@ -108,19 +110,18 @@ class Distiller:
     def lr_img(self) -> float:
         return self.opt_img.param_groups[0]["lr"]
 
-    def _check_experts_fit(self) -> None:
+    def _check_experts_fit(self, found: Found) -> None:
         """The experts must come from this dataset, resolution and model, or matching them means nothing."""
-        meta, spec, cfg = self.bank.metadata, self.bank.spec, self.cfg
-        h, w = self.dataset.image_size
-        if (meta["dataset"] != self.dataset.name or meta["class_names"] != self.dataset.class_names
-                or (spec.height, spec.width_px) != (h, w) or spec.channels != self.dataset.channels):
-            raise ConfigError(f"experts in {cfg.experts_path} were trained on {meta['dataset']} "
-                              f"({spec.channels}×{spec.height}×{spec.width_px}, {len(meta['class_names'])} classes), "
-                              f"not on {self.dataset.describe()}; pass matching --data/--res or other --experts-dir")
-        if (cfg.width, resolve_depth(cfg.depth, h, w)) != (spec.width, spec.depth):
+        spec, cfg = self.bank.spec, self.cfg
+        mismatch = data_mismatch(found, self.bank.metadata)
+        if mismatch:
+            raise ConfigError(f"experts in {cfg.experts_path} were trained on {mismatch}; pass matching --data/--res "
+                              f"or other --experts-dir")
+        depth = resolve_depth(cfg.depth, found.res, found.res)
+        if (cfg.width, depth) != (spec.width, spec.depth):
             raise ConfigError(f"experts in {cfg.experts_path} are ConvNets of width {spec.width}, depth {spec.depth}, "
-                              f"not width {cfg.width}, depth {resolve_depth(cfg.depth, h, w)}; pass --width "
-                              f"{spec.width} --depth {spec.depth} or other --experts-dir")
+                              f"not width {cfg.width}, depth {depth}; pass --width {spec.width} --depth {spec.depth} "
+                              f"or other --experts-dir")
 
     # ---- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:
@@ -180,8 +181,6 @@ class Distiller:
     def run(self) -> Path:
         """Distil until cfg.iterations (resuming a checkpoint), then write the results; returns the result file."""
         cfg = self.cfg
-        # checked before the lock file is made too: --resume with nothing to resume creates nothing
-        continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
         with RunLock(self.run_dir, "distill"):
             self._open_run()
             if self.iteration == 0:

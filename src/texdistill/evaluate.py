@@ -14,8 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from texdistill.config import EvalConfig
-from texdistill.data import ImageDataset, PixelSpace, load_dataset
+from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.distill import load_result, result_path
+from texdistill.experts import data_mismatch
 from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.models import ModelSpec
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
@@ -84,14 +85,18 @@ def run(cfg: EvalConfig) -> dict:
     started = time.time()
     device = cfg.torch_device()
     path = cfg.run_dir / EVAL_FILE
-    result_path(cfg.run_dir)  # checked before the lock file is made: a wrong --out creates nothing
+    # every check before the data is decoded (and cached) or the lock file made: bad input creates nothing
+    synthetic, meta, space, spec, fingerprint = _load_set(cfg)
+    mismatch = data_mismatch(find_dataset(**cfg.dataset_options()), meta)
+    if mismatch:
+        raise ConfigError(f"the synthetic set in {cfg.run_dir} was distilled from {mismatch}; pass matching "
+                          f"--data/--res")
     continue_existing(cfg, "evaluation (eval.json)", path.exists())
     dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
     if len(dataset.test_images) == 0:
         raise DataError(f"{dataset.name} has no test images to evaluate on; give the folder a val/ split or "
                         f"use --holdout 0.1 (for experts, distill and evaluate alike)")
-    with RunLock(cfg.run_dir, "evaluate"):  # a running distillation cannot replace the set while we read it
-        synthetic, meta, space, spec, fingerprint = _load_set(cfg, dataset)
+    with RunLock(cfg.run_dir, "evaluate"):
         previous = _previous_results(cfg, path, fingerprint)
         record_config(cfg, "evaluate")
         results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "synthetic_sha256": fingerprint,
@@ -113,18 +118,12 @@ def run(cfg: EvalConfig) -> dict:
     return results
 
 
-def _load_set(cfg: EvalConfig, dataset: ImageDataset) -> tuple[SyntheticSet, dict, PixelSpace, ModelSpec, str]:
-    """The run's distilled set (with its metadata, pixel space, model and file SHA-256), checked against `dataset`."""
-    synthetic, meta, space = load_result(cfg.run_dir)
-    spec = ModelSpec(**meta["model"])
-    space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
-    if ((meta["dataset"], meta["class_names"]) != (dataset.name, dataset.class_names)
-            or (spec.channels, spec.height, spec.width_px) != (dataset.channels, *dataset.image_size)):
-        raise ConfigError(f"the synthetic set in {cfg.run_dir} was distilled from {meta['dataset']} "
-                          f"({spec.channels}×{spec.height}×{spec.width_px}), not from {dataset.describe()}; "
-                          f"pass matching --data/--res")
+def _load_set(cfg: EvalConfig) -> tuple[SyntheticSet, dict, PixelSpace, ModelSpec, str]:
+    """The run's distilled set with its metadata, pixel space, model and the SHA-256 of its file."""
     fingerprint = hashlib.sha256(result_path(cfg.run_dir).read_bytes()).hexdigest()
-    return synthetic, meta, space, spec, fingerprint
+    synthetic, meta, space = load_result(cfg.run_dir)
+    space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
+    return synthetic, meta, space, ModelSpec(**meta["model"]), fingerprint
 
 
 def _previous_results(cfg: EvalConfig, path: Path, fingerprint: str) -> dict:

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from texdistill.config import ExpertsConfig
-from texdistill.data import ImageDataset, PixelSpace, load_dataset
+from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
 from texdistill.errors import CheckpointError
 from texdistill.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
@@ -34,6 +34,16 @@ def partial_path(experts_dir: Path, index: int) -> Path:
     return expert_path(experts_dir, index).with_suffix(".partial.safetensors")
 
 
+def data_mismatch(found: Found, meta: dict) -> str | None:
+    """How `found` differs from the data a stored model (expert, distilled set) was made on, or None."""
+    spec = ModelSpec(**meta["model"])
+    if (meta["dataset"], meta["class_names"], spec.channels, spec.height, spec.width_px) == (
+            found.name, found.class_names, found.channels, found.res, found.res):
+        return None
+    return (f"{meta['dataset']} ({spec.channels}×{spec.height}×{spec.width_px}, {len(meta['class_names'])} classes), "
+            f"not {found.name} ({found.channels}×{found.res}×{found.res}, {len(found.class_names)} classes)")
+
+
 def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
     """The ConvNet the config asks for, shaped for the dataset."""
     h, w = dataset.image_size
@@ -51,10 +61,12 @@ class ExpertTrainer:
     def __init__(self, cfg: ExpertsConfig, dataset: ImageDataset | None = None):
         self.cfg = cfg
         self.device = cfg.torch_device()
+        self.dir = cfg.run_dir / "experts"
+        # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
+        continue_existing(cfg, "expert trajectories", bool(self._existing()))
         self.dataset = dataset or load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
         self.space = PixelSpace.fit(self.dataset, cfg.zca, cfg.zca_eps)
         self.spec = model_spec_for(cfg, self.dataset)
-        self.dir = cfg.run_dir / "experts"
         self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
 
     def metadata(self, index: int) -> dict:
@@ -67,8 +79,6 @@ class ExpertTrainer:
 
     def run(self, indices: list[int] | None = None) -> list[Path]:
         """Train every missing expert (or just `indices`); returns the trajectory paths."""
-        # checked before the lock file is made too: --resume with nothing to resume creates nothing
-        continue_existing(self.cfg, "expert trajectories", bool(self._existing()))
         with RunLock(self.cfg.run_dir, "experts"):
             self._open_run()
             indices = list(range(self.cfg.num_experts)) if indices is None else indices

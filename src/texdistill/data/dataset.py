@@ -10,8 +10,6 @@ from PIL import Image
 
 from texdistill.errors import DataError
 
-MIN_SIDE = 4  # smaller images leave nothing for DSA's crops and the ConvNet's pooling
-
 
 @dataclass
 class ImageDataset:
@@ -36,10 +34,6 @@ class ImageDataset:
                 raise DataError(f"{self.name}: images need 1 or 3 channels, got {images.shape[1]}")
             if len(images) != len(labels):
                 raise DataError(f"{self.name}: {len(images)} {split} images but {len(labels)} labels")
-        if min(self.image_size) < MIN_SIDE:
-            h, w = self.image_size
-            raise DataError(f"{self.name}: images are {h}×{w} pixels, texdistill needs at least {MIN_SIDE}×{MIN_SIDE}; "
-                            f"pass --res {MIN_SIDE} or more to resize them")
         if len(self.train_images) == 0:
             raise DataError(f"{self.name}: the training split is empty; check --data-dir")
         if self.num_classes < 2:
