@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from texdistill import __version__
+from texdistill import __version__, distributed
 from texdistill.config import (PRESETS, RUN_COMMANDS, STAGES, build_config, field_types, file_values,
                                preset_values)
 from texdistill.errors import TexdistillError
@@ -147,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
             return 0
         cfg = build_config({**STAGES, **RUN_COMMANDS}[args.command], values)
-        _stage_runner(args.command)(cfg)
+        distributed.setup(cfg.torch_device())
+        if not distributed.is_main():
+            log.setLevel(logging.WARNING)  # rank 0 reports
+        try:
+            _stage_runner(args.command)(cfg)
+        finally:
+            distributed.teardown()
         return 0
     except TexdistillError as exc:
         if debug:

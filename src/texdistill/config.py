@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -92,9 +93,10 @@ class CommonConfig:
         return DSAConfig(strategy=self.dsa_strategy, mode=self.dsa_mode) if self.dsa else None
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        """The device to run on; under torchrun each process takes the GPU of its LOCAL_RANK."""
+        if self.device == "cpu" or not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
     def run_dir(self) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from texdistill import distributed
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.distill import load_result, result_path
@@ -57,19 +58,26 @@ def train_on_synthetic(synthetic: SyntheticSet, spec: ModelSpec, lr: float, cfg:
 def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet], spec: ModelSpec, lr: float,
                  dataset: ImageDataset, space: PixelSpace, cfg: EvalConfig, device: torch.device, done: list[float],
                  on_model: Callable[[list[float]], None]) -> list[float]:
-    """Accuracies of cfg.num_models nets, each trained on make_set(its generator), continuing after `done`."""
-    accuracies = list(done)
-    bar = tqdm(total=cfg.num_models * cfg.eval_epochs, initial=len(done) * cfg.eval_epochs,
-               desc=f"eval {name}", unit="ep", dynamic_ncols=True, leave=False)
-    for index in range(len(done), cfg.num_models):
+    """Accuracies of cfg.num_models nets, each trained on make_set(its generator), continuing after `done`.
+
+    Under torchrun the models are shared round robin over the ranks and the accuracies gathered; model i
+    always uses the same seeds, so the result does not depend on the number of processes.
+    """
+    mine: dict[int, float] = {}
+    todo = distributed.my_share(list(range(len(done), cfg.num_models)))
+    bar = tqdm(total=len(todo) * cfg.eval_epochs, desc=f"eval {name}", unit="ep", dynamic_ncols=True,
+               leave=False, disable=not distributed.is_main())
+    for index in todo:
         seed = cfg.seed * 7919 + index
         synthetic = make_set(torch.Generator().manual_seed(seed + 1))
         model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar)
-        accuracies.append(top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device))
-        bar.set_postfix(acc=f"{statistics.mean(accuracies):.3f}")
-        on_model(accuracies)
+        mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
+        bar.set_postfix(acc=f"{statistics.mean(mine.values()):.3f}")
+        if distributed.world_size() == 1:
+            on_model([*done, *(mine[i] for i in sorted(mine))])
     bar.close()
-    return accuracies
+    gathered = {i: acc for share in distributed.all_gather_objects(mine) for i, acc in share.items()}
+    return [*done, *(gathered[i] for i in sorted(gathered))]
 
 
 def summary(accuracies: list[float], lr: float) -> dict:
@@ -98,7 +106,8 @@ def run(cfg: EvalConfig) -> dict:
                         f"use --holdout 0.1 (for experts, distill and evaluate alike)")
     with RunLock(cfg.run_dir, "evaluate"):
         previous = _previous_results(cfg, path, fingerprint)
-        record_config(cfg, "evaluate")
+        if distributed.is_main():
+            record_config(cfg, "evaluate")
         results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "synthetic_sha256": fingerprint,
                          "complete": False, "sets": {}}
         for name, (make_set, lr) in _sets(cfg, synthetic, meta, dataset, space).items():
@@ -114,7 +123,8 @@ def run(cfg: EvalConfig) -> dict:
                      s["models"], lr)
         results["complete"] = True
         results["seconds"] = round(time.time() - started, 1)
-        write_json(path, results)
+        if distributed.is_main():
+            write_json(path, results)
     return results
 
 

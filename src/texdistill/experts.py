@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
+from texdistill import distributed
 from texdistill.config import ExpertsConfig
 from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
 from texdistill.errors import CheckpointError
@@ -100,17 +101,22 @@ class ExpertTrainer:
     def _open_run(self) -> None:
         """Continue experts trained with the same options (each file is checked), refuse others unless --force."""
         existing = self._existing()
-        if continue_existing(self.cfg, "expert trajectories", bool(existing)):
+        resume = continue_existing(self.cfg, "expert trajectories", bool(existing))
+        if resume:
             for path in existing:  # a damaged file is an error, not a silent skip
                 require_same_options(self.cfg, f"expert file {path.name}", read_metadata(path).get("config", {}))
-        else:
-            discard([*existing, self.dir / SPACE_FILE])
-            self.log.write(event="start")
-        record_config(self.cfg, "experts")
-        save_tensors(self.dir / SPACE_FILE, self.space.state_dict(), {"kind": "pixel-space", "zca": self.cfg.zca})
-        data = self.dataset
-        self.log.write(event="dataset", dataset=data.name, layout=data.layout, class_names=data.class_names,
-                       train=len(data.train_images), test=len(data.test_images), skipped=data.skipped)
+        distributed.barrier()  # under torchrun: every rank has looked before rank 0 discards anything
+        if distributed.is_main():
+            if not resume:
+                discard([*existing, self.dir / SPACE_FILE])
+                self.log.write(event="start")
+            record_config(self.cfg, "experts")
+            save_tensors(self.dir / SPACE_FILE, self.space.state_dict(),
+                         {"kind": "pixel-space", "zca": self.cfg.zca})
+            data = self.dataset
+            self.log.write(event="dataset", dataset=data.name, layout=data.layout, class_names=data.class_names,
+                           train=len(data.train_images), test=len(data.test_images), skipped=data.skipped)
+        distributed.barrier()
 
     def train_one(self, index: int) -> torch.Tensor:
         """Train expert `index` and write its trajectory (epochs + 1, P); resumes a partial one."""
@@ -127,7 +133,8 @@ class ExpertTrainer:
             log.info("expert %d: resuming after epoch %d", index, len(trajectory) - 1)
         start = time.time()
         bar = tqdm(range(len(trajectory) - 1, cfg.epochs), desc=f"expert {index + 1}/{cfg.num_experts}",
-                   unit="epoch", initial=len(trajectory) - 1, total=cfg.epochs, dynamic_ncols=True)
+                   unit="epoch", initial=len(trajectory) - 1, total=cfg.epochs, dynamic_ncols=True,
+                   disable=not distributed.is_main())
         for epoch in bar:
             loss_sum, correct = 0.0, 0
             for batch in shuffled_batches(len(data.train_images), cfg.batch_train, generator):
@@ -230,4 +237,12 @@ class ExpertBank:
 
 
 def run(cfg: ExpertsConfig) -> list[Path]:
-    return ExpertTrainer(cfg).run()
+    """Train the missing experts of cfg; under torchrun each rank trains every world_size-th expert."""
+    trainer = ExpertTrainer(cfg)
+    trainer.run(distributed.my_share(list(range(cfg.num_experts))))
+    distributed.barrier()
+    paths = [expert_path(trainer.dir, i) for i in range(cfg.num_experts)]
+    if distributed.is_main():
+        accuracies = [load_tensors(p)[1]["test_acc"] for p in paths]
+        log.info("%d experts, test accuracy %s", len(paths), " ".join(f"{100 * a:.1f}%" for a in accuracies))
+    return paths

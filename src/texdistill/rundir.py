@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from texdistill import distributed
 from texdistill.config import CommonConfig
 from texdistill.errors import CheckpointError, ConfigError, RunInUseError
 from texdistill.storage import read_json, write_error, write_json
@@ -42,6 +43,8 @@ class RunLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
+        if not distributed.is_main():
+            return self  # the ranks of one torchrun job share rank 0's lock
         path = self.run_dir / LOCK_FILE
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)

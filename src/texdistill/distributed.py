@@ -1,0 +1,67 @@
+"""torch.distributed helpers: set up from torchrun's environment; every helper is a no-op at world size 1.
+
+Launch any stage with `torchrun --nproc-per-node P [--nnodes N ...] -m texdistill <stage> ...`: torchrun sets
+RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT, and `setup()` joins the process group (NCCL on CUDA,
+gloo on CPU). Without torchrun the same code runs as a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def setup(device: torch.device) -> None:
+    """Join the process group torchrun describes, if any (device: this rank's, see CommonConfig.torch_device)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    """True on the rank that reports and writes shared files (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def my_share(indices: list[int]) -> list[int]:
+    """The items of `indices` this rank owns (round robin)."""
+    return indices[rank()::world_size()]
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum `tensor` over ranks in place (and return it)."""
+    if world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's `obj`, in rank order."""
+    if world_size() == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
