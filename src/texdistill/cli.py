@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
             return 0
         cfg = build_config({**STAGES, **RUN_COMMANDS}[args.command], values)
-        distributed.setup(cfg.torch_device())
+        if args.command in STAGES:  # the training stages run under torchrun too
+            distributed.setup(cfg.torch_device())
         if not distributed.is_main():
             log.setLevel(logging.WARNING)  # rank 0 reports
         try:
