@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -57,3 +59,25 @@ def single_thread():
     """Run the test with torch on one thread (see tinyrun.one_thread)."""
     with one_thread():
         yield
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """(run folder, finished process) of one `texdistill demo --quick` (about a minute), shared by the tests."""
+    out = tmp_path_factory.mktemp("quick-demo") / "demo"
+    result = subprocess.run([sys.executable, "-m", "texdistill", "demo", "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def image_run(quick_demo, tmp_path_factory):
+    """A tiny image-mode (not texture) distillation on the quick demo's experts: 2 images per class."""
+    from texdistill import distill
+    from texdistill.config import DistillConfig
+
+    out = tmp_path_factory.mktemp("image-run") / "run"
+    distill.run(DistillConfig(out=str(out), experts_dir=str(quick_demo[0] / "experts"), ipc=2, iterations=2,
+                              syn_steps=2, expert_epochs=1, max_start_epoch=2, snapshot_every=1, log_every=1))
+    return out

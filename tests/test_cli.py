@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -18,6 +16,9 @@ def test_help_explains_every_option(command, capsys):
     if command in STAGES:
         for flag in ("--out", "--seed", "--device", "--preset"):
             assert flag in out
+    if command == "export":
+        for flag in ("RUN", "--tiles", "--print", "--size-cm", "--dpi", "--wang", "--wang-colors"):
+            assert flag in out
 
 
 def test_presets_are_listed(capsys):
@@ -25,15 +26,15 @@ def test_presets_are_listed(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_quick_end_to_end(tmp_path):
-    out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "texdistill", "demo", "--quick", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_demo_quick_end_to_end(quick_demo):
+    out, result = quick_demo
     for relative in ("config.json", "log.jsonl", "checkpoint.safetensors", "synthetic.safetensors", "eval.json",
                      "experts/expert_000.safetensors", "textures/sandal.png", "textures/sandal_3x3.png",
-                     "snapshots/it_000000.safetensors", "mockups/sandal_tshirt.png", "mockups/sheet_scarf.png"):
+                     "snapshots/it_000000.safetensors", "mockups/sandal_tshirt.png", "mockups/sheet_scarf.png",
+                     "report.html"):
         assert (out / relative).exists(), relative
     results = json.loads((out / "eval.json").read_text())
     assert results["complete"] and results["sets"]["distilled"]["mean"] > 0.15  # chance: 0.10
-    assert {"random real tiled"} <= set(results["sets"])
+    assert {"random real tiled"} <= set(results["sets"]) and set(results["sets"]) == set(results["seams"])
+    # the demo ends by pointing at its report
+    assert result.stdout.strip().splitlines()[-1].startswith(f"report: {out / 'report.html'}")

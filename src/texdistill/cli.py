@@ -55,6 +55,10 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
         from texdistill.evaluate import run
     elif stage == "mockup":
         from texdistill.mockup import run
+    elif stage == "export":
+        from texdistill.export import run
+    elif stage == "report":
+        from texdistill.report import run
     else:
         raise KeyError(stage)
     return run
@@ -63,7 +67,9 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
 STAGE_HELP = {"experts": "train expert networks on real data and store their trajectories",
               "distill": "learn synthetic images or tileable class textures by trajectory matching",
               "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines",
-              "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)"}
+              "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)",
+              "export": "a run's previews, contact sheet, evolution, print tiles (--print) and Wang tiles (--wang)",
+              "report": "RUN/report.html: a self-contained page of the run (opens offline)"}
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

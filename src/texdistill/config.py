@@ -267,8 +267,58 @@ class MockupConfig:
         return _names(self.garments)
 
 
+@dataclass
+class ExportConfig:
+    """Write a run's texture products: previews, a contact sheet, the evolution, print tiles, Wang tiles.
+
+    Files go into the run folder: <textures|images>/, contact_sheet.png, evolution/, print/ (--print), wang/ (--wang).
+    """
+
+    run: str = option("runs/demo", "run folder holding synthetic.safetensors", positional=True)
+    tiles: str = option("3x3", "tiled previews repeat each canvas ROWSxCOLUMNS times")
+    frames: int = option(8, "canvases shown in each evolution strip (the GIF shows every snapshot, up to 60)")
+    print: bool = option(False, "also write a print-ready repeat tile per class (wrap-aware upsampling, "
+                                "DPI in the PNG) and a swatch of it repeated")
+    size_cm: float = option(20.0, "print tile width in centimetres")
+    dpi: float = option(300.0, "print resolution in dots per inch")
+    wang: bool = option(False, "also cut a set of Wang tiles per class and render a non-periodic tiling")
+    wang_colors: int = option(2, "edge colours per direction; the set has 2·colors² tiles (2 → 8)")
+    wang_tile: int | None = option(None, "Wang tile side in canvas pixels (default: half the canvas)")
+    wang_grid: int = option(12, "the rendered Wang tiling is wang_grid × wang_grid tiles")
+    seed: int = option(0, "random seed of the Wang tile sources and layout")
+
+    def __post_init__(self) -> None:
+        _require(self.frames >= 2, f"--frames must be ≥ 2, got {self.frames}")
+        _require(self.size_cm > 0 and self.dpi > 0, "--size-cm and --dpi must be > 0")
+        _require(self.size_cm / 2.54 * self.dpi <= 20000,
+                 f"a {self.size_cm} cm tile at {self.dpi} dpi is over 20000 px wide; lower --dpi or --size-cm")
+        _require(self.wang_grid >= 2, f"--wang-grid must be ≥ 2, got {self.wang_grid}")
+        _ = self.repeat  # validates --tiles
+
+    @property
+    def repeat(self) -> tuple[int, int]:
+        """--tiles as (rows, columns)."""
+        try:
+            ny, nx = (int(n) for n in self.tiles.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--tiles must look like 3x3 (rows x columns), got '{self.tiles}'") from None
+        _require(1 <= ny <= 20 and 1 <= nx <= 20, f"--tiles must be between 1x1 and 20x20, got {self.tiles}")
+        return ny, nx
+
+
+@dataclass
+class ReportConfig:
+    """Write RUN/report.html: one self-contained page (opens offline) built from the files of a run folder.
+
+    Per class the texture tiled live in the browser, its previews, evolution and seam metrics; the training
+    curves, the accuracy of the distilled set vs the real baselines, and the textures as garments.
+    """
+
+    run: str = option("runs/demo", "run folder holding synthetic.safetensors", positional=True)
+
+
 # commands that read a finished run folder: RUN is positional, no presets
-RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig}
+RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig, "export": ExportConfig, "report": ReportConfig}
 
 
 # The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
-from texdistill import distill, evaluate, experts, mockup
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, MockupConfig, build_config, preset_values
+from texdistill import distill, evaluate, experts, mockup, report
+from texdistill.config import (DistillConfig, EvalConfig, ExpertsConfig, MockupConfig, ReportConfig, build_config,
+                               preset_values)
 
 log = logging.getLogger(__name__)
 
 
 def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", seed: int = 0) -> dict:
-    """Experts (if missing) → texture distillation → evaluation vs baselines → garment mock-ups; returns eval results."""
+    """Experts (if missing) → texture distillation → evaluation vs baselines → mock-ups → report; returns eval results."""
     values = preset_values("demo-quick" if quick else "demo")
     values.update(device=device, seed=seed)
     if out:
@@ -22,6 +23,7 @@ def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", 
     distill.run(build_config(DistillConfig, values))
     results = evaluate.run(build_config(EvalConfig, values))
     mockup.run(MockupConfig(run=values["out"]))
-    log.info("demo finished in %.1f min; look at %s/textures/*_3x3.png and %s/mockups/", (time.time() - started) / 60,
-             values["out"], values["out"])
+    page = report.run(ReportConfig(run=values["out"]))
+    log.info("demo finished in %.1f min", (time.time() - started) / 60)
+    print(f"report: {page}  (open it in a browser; PNGs in {values['out']}/textures/ and {values['out']}/mockups/)")
     return results

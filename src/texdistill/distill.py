@@ -30,7 +30,8 @@ from texdistill.matching import MatchProblem, MatchResult, Student, match
 from texdistill.models import FlatParams, resolve_depth
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
-from texdistill.synthetic import build_synthetic, from_state
+from texdistill.synthetic import SyntheticSet, build_synthetic, from_state
+from texdistill.textures import quantize
 from texdistill.training import random_seed
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,29 @@ def load_result(run_dir: str | Path) -> tuple:
     space = PixelSpace.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("space.")})
     synthetic = from_state(meta["synthetic"], {k: v for k, v in tensors.items() if not k.startswith("space.")})
     return synthetic, meta, space
+
+
+def display_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The to_uint8 of snapshot sets, whose pixels are already display values 0…255."""
+    return quantize(x, white=255.0)
+
+
+def load_snapshots(run_dir: str | Path, like: SyntheticSet, limit: int | None = None) -> list[tuple[int, SyntheticSet]]:
+    """(iteration, set in display pixels — see display_to_uint8) of a run's snapshots shaped like `like`.
+
+    With `limit`, at most that many, evenly spaced from the first to the last.
+    """
+    paths = sorted((Path(run_dir) / SNAPSHOTS).glob("it_*.safetensors"))
+    if limit is not None and len(paths) > limit:
+        picks = torch.linspace(0, len(paths) - 1, limit).round().long().unique()
+        paths = [paths[i] for i in picks]
+    snapshots = []
+    for path in paths:
+        tensors, meta = load_tensors(path)
+        if meta["synthetic"] == like.settings() and tensors["pixels"].shape == like.pixels.shape:
+            snapshots.append((meta["iteration"], from_state(meta["synthetic"], {
+                "pixels": tensors["pixels"].float(), "labels": tensors["labels"]})))
+    return sorted(snapshots, key=lambda item: item[0])
 
 
 def run(cfg: DistillConfig) -> Path:

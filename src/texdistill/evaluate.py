@@ -23,6 +23,7 @@ from texdistill.models import ModelSpec
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
 from texdistill.synthetic import SyntheticSet
+from texdistill.textures import seam_metrics
 from texdistill.training import random_seed, sgd_step, top1_accuracy
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ def train_on_synthetic(synthetic: SyntheticSet, spec: ModelSpec, lr: float, cfg:
     return model
 
 
+def model_seed(cfg: EvalConfig, index: int) -> int:
+    """Seed of the index-th evaluation model; its set (a random baseline) is drawn with seed + 1."""
+    return cfg.seed * 7919 + index
+
+
 def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet], spec: ModelSpec, lr: float,
                  dataset: ImageDataset, space: PixelSpace, cfg: EvalConfig, device: torch.device, done: list[float],
                  on_model: Callable[[list[float]], None]) -> list[float]:
@@ -68,7 +74,7 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
     bar = tqdm(total=len(todo) * cfg.eval_epochs, desc=f"eval {name}", unit="ep", dynamic_ncols=True,
                leave=False, disable=not distributed.is_main())
     for index in todo:
-        seed = cfg.seed * 7919 + index
+        seed = model_seed(cfg, index)
         synthetic = make_set(torch.Generator().manual_seed(seed + 1))
         model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar)
         mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
@@ -78,6 +84,17 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
     bar.close()
     gathered = {i: acc for share in distributed.all_gather_objects(mine) for i, acc in share.items()}
     return [*done, *(gathered[i] for i in sorted(gathered))]
+
+
+def seam_report(sets: dict[str, list[SyntheticSet]], space: PixelSpace, class_names: list[str]) -> dict:
+    """Per set (one or more draws of it) and class: seam ratio and z-score of its canvases or tiled images."""
+    report = {}
+    for name, draws in sets.items():
+        classes = {cls: seam_metrics(torch.cat([s.decoded(space, s.class_pixels(label)) for s in draws]))
+                   for label, cls in enumerate(class_names)}
+        report[name] = {"classes": classes, **{key: statistics.mean(c[key] for c in classes.values())
+                                                for key in ("ratio", "z")}}
+    return report
 
 
 def summary(accuracies: list[float], lr: float) -> dict:
@@ -110,7 +127,15 @@ def run(cfg: EvalConfig) -> dict:
             record_config(cfg, "evaluate")
         results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "synthetic_sha256": fingerprint,
                          "complete": False, "sets": {}}
-        for name, (make_set, lr) in _sets(cfg, synthetic, meta, dataset, space).items():
+        sets = _sets(cfg, synthetic, meta, dataset, space)
+        # seams of the very sets the models train on (model i draws its set from model_seed + 1)
+        results["seams"] = seam_report({name: [make_set(torch.Generator().manual_seed(model_seed(cfg, i) + 1))
+                                               for i in range(cfg.num_models)] for name, (make_set, _) in sets.items()},
+                                       space, dataset.class_names)
+        for name, seams in results["seams"].items():
+            log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
+                     seams["z"])
+        for name, (make_set, lr) in sets.items():
             done = previous.get("sets", {}).get(name, {}).get("accuracies", [])[:cfg.num_models]
 
             def save_progress(accuracies: list[float], name: str = name, lr: float = lr) -> None:

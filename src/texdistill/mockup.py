@@ -29,7 +29,7 @@ from texdistill.config import MockupConfig
 from texdistill.errors import CheckpointError, ConfigError
 from texdistill.garments import GARMENTS, WIDTH, Garment
 from texdistill.storage import png_bytes, save_png
-from texdistill.textures import image_grid, resample_periodic, tile
+from texdistill.textures import caption, image_grid, resample_periodic, tile
 
 log = logging.getLogger(__name__)
 
@@ -202,27 +202,13 @@ def class_units(run_dir: str | Path, classes: list[str] | None = None) -> dict[s
             for label, name in enumerate(names) if classes is None or name in classes}
 
 
-def caption(image: torch.Tensor, text: str, size: int = 14) -> torch.Tensor:
-    """A uint8 image (C, H, W) with `text` centred in a band of the background colour below it."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    c, h, w = image.shape
-    band = round(size * 1.8)
-    out = torch.cat([image, colour(BACKGROUND, c).expand(c, band, w).round().to(torch.uint8)], dim=1)
-    array = out.permute(1, 2, 0).numpy()
-    pil = Image.fromarray(np.ascontiguousarray(array[:, :, 0] if c == 1 else array))
-    draw = ImageDraw.Draw(pil)
-    font = ImageFont.load_default(size=size)
-    ink = tuple(int(v) for v in colour(INK, c).flatten().round())
-    draw.text((w / 2, h + band / 2), text, fill=ink[0] if c == 1 else ink, font=font, anchor="mm")
-    array = np.array(pil)
-    return torch.from_numpy(array[:, :, None] if c == 1 else array).permute(2, 0, 1).contiguous()
-
-
 def contact_sheet(units: dict[str, torch.Tensor], garment: Garment, scale: float, size: int = 256,
                   shaded: bool = True, columns: int = 5) -> torch.Tensor:
     """All classes on one garment, captioned, in a grid → uint8 (C, H, W)."""
-    cells = [caption(render(unit, garment, scale, size, shaded), name) for name, unit in units.items()]
+    c = next(iter(units.values())).shape[0]
+    background, ink = (tuple(int(v) for v in colour(rgb, c).flatten().round()) for rgb in (BACKGROUND, INK))
+    cells = [caption(render(unit, garment, scale, size, shaded), name, 14, background, ink)
+             for name, unit in units.items()]
     return image_grid(torch.stack(cells), columns=min(columns, len(cells)), pad=4)
 
 

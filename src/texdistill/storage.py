@@ -228,6 +228,15 @@ def png_bytes(image: torch.Tensor, dpi: float | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def gif_bytes(frames: list[torch.Tensor], frame_ms: int = 200, last_ms: int = 1500) -> bytes:
+    """uint8 frames (C, H, W) of one size as a looping animated GIF; the last frame is held longer."""
+    images = [_pil(frame) for frame in frames]
+    durations = [frame_ms] * (len(images) - 1) + [last_ms]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return buffer.getvalue()
+
+
 def save_png(path: str | Path, image: torch.Tensor, dpi: float | None = None) -> None:
     """Write a uint8 (C, H, W) tensor (C = 1 or 3) as PNG, atomically."""
     atomic_write_bytes(path, png_bytes(image, dpi))

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import ConfigError
-from texdistill.textures import image_grid, tile
+from texdistill.textures import image_grid, tile, wrap_crops
 
 INITS = ("real", "noise", "real-tiled")
 
@@ -39,6 +39,7 @@ class SyntheticSet(nn.Module):
 
     kind: str
     periodic: bool  # whether pixels are tori (wrap around): the pixel space's decode treats them so
+    folder: str  # where its PNG previews go in a run folder
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int):
         super().__init__()
@@ -60,13 +61,28 @@ class SyntheticSet(nn.Module):
         """uint8 pixels for PNGs: `pixels` (default: the whole set) decoded by `space`, canvases as tori."""
         return space.to_uint8(self.pixels if pixels is None else pixels, periodic=self.periodic)
 
+    def decoded(self, space: PixelSpace, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """Display values in [0, 1] (float) of `pixels` (default: the whole set), canvases as tori."""
+        return space.decode(self.pixels if pixels is None else pixels, periodic=self.periodic)
+
     def class_pixels(self, label: int) -> torch.Tensor:
         """What a class owns, for saving/previews: (k, C, H, W) images or (1, C, Hc, Wc) canvas."""
         return self.pixels[self.labels == label].detach()
 
-    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
-        """PNG files (relative path → uint8 (C, H, W)) that show what class `label` learned."""
+    def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
+        """One uint8 image (C, H, W) that shows what class `label` learned: its canvas, or a grid of its images."""
         raise NotImplementedError
+
+    def tiled_image(self, label: int, to_uint8: Callable, ny: int = 3, nx: int = 3) -> torch.Tensor:
+        """uint8 (C, H, W): what class `label` looks like repeated ny × nx (images: each one, in a grid)."""
+        raise NotImplementedError
+
+    def previews(self, label: int, name: str, to_uint8: Callable,
+                 repeat: tuple[int, int] = (3, 3)) -> dict[str, torch.Tensor]:
+        """PNG files (relative path → uint8 (C, H, W)) that show what class `label` learned, alone and tiled."""
+        ny, nx = repeat
+        return {f"{self.folder}/{name}.png": self.class_image(label, to_uint8),
+                f"{self.folder}/{name}_{ny}x{nx}.png": self.tiled_image(label, to_uint8, ny, nx)}
 
     @property
     def epoch_size(self) -> int:
@@ -91,6 +107,7 @@ class ImageSet(SyntheticSet):
 
     kind = "images"
     periodic = False
+    folder = "images"
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, batch: int | None = None):
         super().__init__(pixels, labels, num_classes)
@@ -108,8 +125,11 @@ class ImageSet(SyntheticSet):
         index = draw.index.to(self.pixels.device)
         return self.pixels[index], self.labels[index]
 
-    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
-        return {f"images/{name}.png": image_grid(to_uint8(self.class_pixels(label)))}
+    def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
+        return image_grid(to_uint8(self.class_pixels(label)))
+
+    def tiled_image(self, label: int, to_uint8: Callable, ny: int = 3, nx: int = 3) -> torch.Tensor:
+        return image_grid(torch.stack([tile(image, ny, nx) for image in to_uint8(self.class_pixels(label))]), pad=4)
 
     @property
     def epoch_size(self) -> int:
@@ -129,6 +149,7 @@ class TextureCanvas(SyntheticSet):
 
     kind = "texture"
     periodic = True
+    folder = "textures"
 
     def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, num_classes: int,
                  crop: tuple[int, int], canvas_samples: int = 1):
@@ -153,9 +174,11 @@ class TextureCanvas(SyntheticSet):
         crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
         return crops, self.labels[draw.index.to(device)]
 
-    def previews(self, label: int, name: str, to_uint8: Callable) -> dict[str, torch.Tensor]:
-        canvas = to_uint8(self.class_pixels(label))[0]
-        return {f"textures/{name}.png": canvas, f"textures/{name}_3x3.png": tile(canvas, 3, 3)}
+    def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
+        return to_uint8(self.class_pixels(label))[0]
+
+    def tiled_image(self, label: int, to_uint8: Callable, ny: int = 3, nx: int = 3) -> torch.Tensor:
+        return tile(self.class_image(label, to_uint8), ny, nx)
 
     @property
     def epoch_size(self) -> int:
@@ -177,21 +200,6 @@ class TextureCanvas(SyntheticSet):
 
     def settings(self) -> dict:
         return {**super().settings(), "crop": list(self.crop), "canvas_samples": self.canvas_samples}
-
-
-def wrap_crops(canvases: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-               crop: tuple[int, int]) -> torch.Tensor:
-    """Crops (B, C, h, w) of canvases (K, C, Hc, Wc) at top-left (dy, dx), wrapping around both edges.
-
-    Equivalent to rolling canvas index[b] by (-dy[b], -dx[b]) and taking the top-left crop; done as one
-    gather so the gradient reaches every canvas pixel, on both sides of a seam.
-    """
-    h, w = crop
-    _, _, canvas_h, canvas_w = canvases.shape
-    rows = (dy.view(-1, 1) + torch.arange(h, device=canvases.device)) % canvas_h  # (B, h)
-    cols = (dx.view(-1, 1) + torch.arange(w, device=canvases.device)) % canvas_w  # (B, w)
-    picked = canvases.permute(0, 2, 3, 1)[index.view(-1, 1, 1), rows.unsqueeze(2), cols.unsqueeze(1)]
-    return picked.permute(0, 3, 1, 2)  # (B, C, h, w)
 
 
 def canvas_shape(crop: tuple[int, int], canvas_size: float) -> tuple[int, int]:

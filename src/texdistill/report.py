@@ -1,0 +1,212 @@
+"""`texdistill report RUN` → RUN/report.html: one self-contained page (every image a data URI, opens offline).
+
+It reads only files of the run folder: synthetic.safetensors, snapshots/, log.jsonl, eval.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import math
+from functools import partial
+from pathlib import Path
+
+from texdistill import __version__, mockup
+from texdistill.config import ReportConfig
+from texdistill.distill import load_result
+from texdistill.errors import TexdistillError
+from texdistill.evaluate import EVAL_FILE, seam_report
+from texdistill.export import evolution, evolution_strip
+from texdistill.storage import atomic_write_bytes, gif_bytes, png_bytes, read_json, read_jsonl
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+STRIP_FRAMES = 8
+ANIMATION_FRAMES = 30  # snapshots in each embedded animation at most (keeps the page small)
+TILE_MIN_PX = 128  # CSS tiles are shown enlarged by an integer factor to at least this side
+PREVIEW_MAX_PX = 360  # previews are enlarged by the same factor, but not beyond this width
+VISIBLE = {"ratio": 1.5, "z": 3.0}  # seam values above these are marked in the table
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+.meta { color: #555; } .note { color: #555; font-size: 0.9em; max-width: 55em; }
+table { border-collapse: collapse; margin: 0.8em 0; } th, td { padding: 0.25em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; } thead th { border-bottom: 1px solid #999; }
+tbody tr:nth-child(odd) { background: #f4f4f4; }
+img { max-width: 100%; image-rendering: pixelated; }
+.class { border: 1px solid #ddd; border-radius: 6px; padding: 0.8em 1em; margin: 1.2em 0; }
+.class h3 { margin: 0 0 0.5em; }
+.row { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
+td.visible { color: #b00; font-weight: bold; }
+.tiling { width: 420px; height: 280px; max-width: 100%; background-repeat: repeat; image-rendering: pixelated;
+          resize: both; overflow: hidden; border: 1px solid #999; }
+"""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """Bytes as a base64 data: URI."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def figure_tag(data: bytes, mime: str, alt: str, caption: str, width: int | None = None) -> str:
+    """An embedded image with a caption (shown `width` CSS pixels wide when given)."""
+    size = f' width="{width}"' if width else ""
+    return (f'<figure><img src="{data_uri(data, mime)}" alt="{html.escape(alt)}"{size}>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def svg_bytes(figure) -> bytes:
+    """A matplotlib Figure as SVG (text as paths: no fonts needed to view it)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float, columns: int = 1):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise TexdistillError("the report draws its plots with matplotlib: pip install 'texdistill[report]'") from exc
+    figure = Figure(figsize=(width, height))
+    return figure, figure.subplots(1, columns, squeeze=False)[0]
+
+
+def training_plot(records: list[dict]) -> bytes | None:
+    """Loss and student lr η against iteration, from the distill lines of log.jsonl."""
+    records = [r for r in records if "loss" in r and "it" in r and "skipped" not in r]
+    if not records:
+        return None
+    figure, (loss_ax, lr_ax) = _figure(9, 3, columns=2)
+    its = [r["it"] for r in records]
+    loss_ax.plot(its, [r["loss"] for r in records], color="tab:blue")
+    loss_ax.set(xlabel="iteration", ylabel="matching loss", title="trajectory-matching loss")
+    lr_ax.plot(its, [r["syn_lr"] for r in records], color="tab:orange")
+    lr_ax.set(xlabel="iteration", ylabel="η", title="learned student lr η (syn_lr)")
+    for ax in (loss_ax, lr_ax):
+        ax.grid(alpha=0.3)
+    return svg_bytes(figure)
+
+
+def accuracy_plot(sets: dict) -> bytes:
+    """Bar chart of test accuracy (mean ± std over models) per evaluated set."""
+    figure, (ax,) = _figure(7, 0.5 + 0.45 * len(sets))
+    names = list(sets)[::-1]
+    ax.barh(names, [100 * sets[n]["mean"] for n in names], xerr=[100 * sets[n]["std"] for n in names],
+            color=["tab:green" if n == "distilled" else "tab:gray" for n in names], capsize=3)
+    ax.set(xlabel="test accuracy (%)", xlim=(0, 100))
+    ax.grid(axis="x", alpha=0.3)
+    return svg_bytes(figure)
+
+
+def accuracy_section(results: dict | None, iteration: int) -> str:
+    if not results or not results.get("sets"):
+        return "<p>Not evaluated yet: run <code>texdistill evaluate</code> on this folder.</p>"
+    if results.get("iteration") != iteration:
+        stale = (f"<p class=note>Evaluated at iteration {results.get('iteration')}; the set is now at iteration "
+                 f"{iteration}: run <code>texdistill evaluate</code> again.</p>")
+    else:
+        stale = ""
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * s['mean']:.2f} ± {100 * s['std']:.2f}</td>"
+                   f"<td>{s['models']}</td><td>{s['lr']:.3g}</td></tr>" for name, s in results["sets"].items())
+    status = "" if results.get("complete") else "<p class=note>Evaluation still in progress.</p>"
+    return (f'{stale}{status}<table id="accuracy-table"><thead><tr><th>set</th><th>test accuracy (%)</th><th>models</th>'
+            f"<th>lr</th></tr></thead><tbody>{rows}</tbody></table>"
+            + figure_tag(accuracy_plot(results["sets"]), "image/svg+xml", "accuracy plot",
+                         "mean ± std over independently trained ConvNets"))
+
+
+def seam_section(seams: dict, names: list[str]) -> str:
+    sets = list(seams)
+    head = "".join(f'<th colspan="2">{html.escape(s)}</th>' for s in sets)
+    sub = "<th></th>" + "<th>ratio</th><th>z</th>" * len(sets)
+    body = ""
+    for cls in [*names, None]:
+        cells = ""
+        for s in sets:
+            values = seams[s]["classes"][cls] if cls else seams[s]
+            for key, digits in (("ratio", 2), ("z", 1)):
+                mark = ' class="visible"' if values[key] > VISIBLE[key] else ""
+                cells += f"<td{mark}>{values[key]:.{digits}f}</td>"
+        body += f"<tr><td>{html.escape(cls) if cls else '<b>mean</b>'}</td>{cells}</tr>"
+    return (f'<table id="seam-table"><thead><tr><th>class</th>{head}</tr><tr>{sub}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def class_section(label: int, name: str, synthetic, space, seams: dict, evolution_frames) -> str:
+    """One class: the live CSS tiling, the previews, the evolution strip and animation, its seam metrics."""
+    to_uint8 = partial(synthetic.displayable, space)
+    unit = to_uint8(synthetic.class_pixels(label))[0]  # what is tiled: the canvas, or the first image
+    scale = math.ceil(TILE_MIN_PX / min(unit.shape[1:]))
+    tiling = (f'<figure><div class="tiling" role="img" aria-label="{html.escape(name)} tiled" '
+              f'data-tile-width="{unit.shape[2] * scale}" data-tile-height="{unit.shape[1] * scale}" '
+              f'style="background-image: url({data_uri(png_bytes(unit), "image/png")}); '
+              f'background-size: {unit.shape[2] * scale}px {unit.shape[1] * scale}px"></div>'
+              f"<figcaption>live CSS tiling ({'canvas' if synthetic.periodic else 'first image'} ×{scale}; "
+              f"drag the corner to resize)</figcaption></figure>")
+
+    def zoomed(image) -> int:  # shown width: enlarged like the tiling (pixelated, integer zoom), within bounds
+        return max(1, min(scale, PREVIEW_MAX_PX // image.shape[2])) * image.shape[2]
+
+    figures = [tiling]
+    for relative, image in synthetic.previews(label, name, to_uint8).items():
+        figures.append(figure_tag(png_bytes(image), "image/png", relative, relative, width=zoomed(image)))
+    iterations, frames = evolution_frames
+    if iterations:
+        strip = evolution_strip(iterations, frames[label], STRIP_FRAMES)
+        figures.append(figure_tag(png_bytes(strip), "image/png", f"{name} evolution",
+                                  "evolution over the distillation (snapshots)"))
+        figures.append(figure_tag(gif_bytes(frames[label]), "image/gif", f"{name} animation", "the same, animated",
+                                  width=zoomed(frames[label][0])))
+    metrics = " · ".join(f"{html.escape(s)}: ratio {v['classes'][name]['ratio']:.2f}, z {v['classes'][name]['z']:.1f}"
+                         for s, v in seams.items())
+    return (f'<article class="class" id="class-{label}"><h3>{html.escape(name)}</h3>'
+            f'<div class="row">{"".join(figures)}</div><p class="note">seams — {metrics}</p></article>')
+
+
+def build(run_dir: str | Path) -> str:
+    """The report of a run folder as one HTML string."""
+    run_dir = Path(run_dir)
+    synthetic, meta, space = load_result(run_dir)
+    names = meta["class_names"]
+    results = read_json(run_dir / EVAL_FILE) if (run_dir / EVAL_FILE).exists() else None
+    seams = dict((results or {}).get("seams", {}))
+    if not seams or results.get("iteration") != meta["iteration"]:  # missing, or measured on an older set
+        seams.update(seam_report({"distilled": [synthetic]}, space, names))
+    records = read_jsonl(run_dir / "log.jsonl", stage="distill")
+    plot = training_plot(records)
+    frames = evolution(run_dir, synthetic, ANIMATION_FRAMES)
+    what = "tileable textures (one canvas per class)" if synthetic.periodic else "synthetic images"
+    sections = [
+        f"<h1>texdistill report</h1><p class=meta>{html.escape(str(run_dir))}: {what} distilled from "
+        f"{html.escape(meta['dataset'])}, iteration {meta['iteration']}, learned η = {meta['syn_lr']:.4g}.</p>",
+        "<h2>Test accuracy</h2>" + accuracy_section(results, meta["iteration"]),
+        "<h2>Seams</h2><p class=note><b>ratio</b>: mean absolute difference across the wrap-around seams "
+        "(last → first column and row) ÷ the same between neighbouring interior columns and rows; ≈ 1 means the "
+        "seam is statistically invisible, ≫ 1 a visible edge. <b>z</b>: how many standard deviations the mean "
+        "difference across the stronger seam lies above that of the interior lines; |z| ≲ 3 is invisible. "
+        f"Red: ratio &gt; {VISIBLE['ratio']} or z &gt; {VISIBLE['z']:g}. Baselines are measured on the real images "
+        "they are made of (tiled), averaged over the draws the evaluation trained on.</p>"
+        + seam_section(seams, names),
+        "<h2>Distillation</h2>" + (figure_tag(plot, "image/svg+xml", "training curves", "from log.jsonl")
+                                   if plot else "<p>No distillation log lines yet.</p>"),
+        "<h2>Classes</h2>" + "".join(class_section(label, name, synthetic, space, seams, frames)
+                                     for label, name in enumerate(names)),
+        mockup.html_section(run_dir),
+        f"<footer class=note>texdistill {__version__}; built only from the files of this run folder.</footer>",
+    ]
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>texdistill report — '
+            f"{html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>\n"
+            + "\n".join(sections) + "\n</body></html>\n")
+
+
+def run(cfg: ReportConfig) -> Path:
+    """Write RUN/report.html; returns its path."""
+    path = Path(cfg.run) / REPORT_FILE
+    atomic_write_bytes(path, build(cfg.run).encode("utf-8"))
+    log.info("report: %s", path)
+    return path
