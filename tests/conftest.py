@@ -78,6 +78,7 @@ def image_run(quick_demo, tmp_path_factory):
     from texdistill.config import DistillConfig
 
     out = tmp_path_factory.mktemp("image-run") / "run"
-    distill.run(DistillConfig(out=str(out), experts_dir=str(quick_demo[0] / "experts"), ipc=2, iterations=2,
-                              syn_steps=2, expert_epochs=1, max_start_epoch=2, snapshot_every=1, log_every=1))
+    distill.run(DistillConfig(out=str(out), experts_dir=str(quick_demo[0] / "experts"), width=16, ipc=2,
+                              iterations=2, syn_steps=2, expert_epochs=1, max_start_epoch=2, snapshot_every=1,
+                              log_every=1))
     return out
