@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", seed: int = 0) -> dict:
-    """Experts (if missing) → texture distillation → evaluation vs baselines → mock-ups → report; returns eval results."""
+    """Experts (if missing) → distillation → evaluation → mock-ups → report; returns the eval results."""
     values = preset_values("demo-quick" if quick else "demo")
     values.update(device=device, seed=seed)
     if out:
