@@ -27,6 +27,8 @@ from safetensors.torch import save as st_save
 from texdistill.errors import CheckpointError, StorageError
 
 METADATA_KEY = "texdistill"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask (os has no getter) and put it back
 SCHEMA_VERSION = 1
 
 
@@ -44,6 +46,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], Any]) -> None:
     except OSError as exc:
         raise write_error(path, exc) from exc
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
