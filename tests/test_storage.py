@@ -4,6 +4,8 @@ a torn line, header-only metadata reads that notice truncation, and no pickle an
 import ast
 import errno
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +129,10 @@ def test_no_pickle_is_ever_loaded_from_disk():
                 given = {k.arg: k.value for k in node.keywords}
                 assert isinstance(given.get(name), ast.Constant) and given[name].value is value, (source, node.lineno)
     assert calls >= 2  # the demo data and the dataset cache
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_json(tmp_path / "x.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~umask
