@@ -3,24 +3,31 @@ import torch
 
 from conftest import tiny_flat
 from texdistill.augment import DSAConfig
-from texdistill.matching import MatchProblem, Student, match, matching_loss
+from texdistill.config import GRAD_MODES, DistillConfig
+from texdistill.matching import (COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match,
+                                 matching_loss)
 from texdistill.synthetic import ImageSet, TextureCanvas
 
 
-def tiny_problem(texture: bool, seed: int = 0):
-    """A float64 student, a synthetic set of 3 classes and an expert segment to match."""
+def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one"):
+    """A float64 student with DSA, a synthetic set of 3 classes and an expert segment to match."""
     flat = tiny_flat(seed=seed)
     g = torch.Generator().manual_seed(seed)
     if texture:
         synthetic = TextureCanvas(torch.randn(3, 1, 12, 12, generator=g, dtype=torch.float64),
                                   torch.arange(3), 3, (8, 8), canvas_samples=2)
     else:
+        # 4 of the 6 images per step, so replaying a step must also replay its draw
         synthetic = ImageSet(torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64),
-                             torch.arange(3).repeat_interleave(2), 3)
+                             torch.arange(3).repeat_interleave(2), 3, batch=4)
     start = flat.get()
     target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64)
-    problem = MatchProblem(start, target, [11, 22, 33])
-    return Student(flat, DSAConfig()), synthetic, problem
+    problem = MatchProblem(start, target, [11 * (i + 1) for i in range(steps)])
+    return Student(flat, DSAConfig(mode=dsa_mode)), synthetic, problem
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
 
 
 def loss_at(student, synthetic, problem, pixels, eta):
@@ -69,3 +76,107 @@ def test_unknown_grad_mode_is_a_clear_error():
     student, synthetic, problem = tiny_problem(False)
     with pytest.raises(ConfigError, match="--grad-mode"):
         match("magic", student, synthetic, torch.tensor(0.01), problem)
+
+
+@pytest.mark.parametrize("texture", [False, True])
+@pytest.mark.parametrize("dsa_mode", ["one", "all"])
+def test_remat_equals_unroll(texture, dsa_mode):
+    student, synthetic, problem = tiny_problem(texture, steps=6, dsa_mode=dsa_mode)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact = match("unroll", student, synthetic, eta, problem)
+    remat = match("remat", student, synthetic, eta, problem)
+    assert relative(remat.pixel_grad, exact.pixel_grad) < 1e-9
+    assert float(remat.lr_grad) == pytest.approx(float(exact.lr_grad), rel=1e-9)
+    assert float(remat.loss) == pytest.approx(float(exact.loss), rel=1e-12)
+
+
+@pytest.mark.parametrize("texture", [False, True])
+def test_replaying_a_step_gives_the_same_batch_and_view_bit_for_bit(texture):
+    student, synthetic, _ = tiny_problem(texture)
+    first = student.view(*synthetic.sample(123)[:1], 123), synthetic.sample(123)[1]
+    again = student.view(*synthetic.sample(123)[:1], 123), synthetic.sample(123)[1]
+    other = student.view(*synthetic.sample(124)[:1], 124)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other)
+
+
+def test_first_order_differs_from_the_exact_gradient_by_a_bounded_nonzero_amount():
+    student, synthetic, problem = tiny_problem(texture=True, steps=6)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact = match("remat", student, synthetic, eta, problem)
+    approx = match("first-order", student, synthetic, eta, problem)
+    error = relative(approx.pixel_grad, exact.pixel_grad)
+    assert 1e-4 < error < 0.5
+    cosine = float((approx.pixel_grad * exact.pixel_grad).sum() / (approx.pixel_grad.norm() * exact.pixel_grad.norm()))
+    assert cosine > 0.9  # still a descent direction
+    assert 1e-4 < abs(float(approx.lr_grad / exact.lr_grad) - 1) < 0.5
+    assert float(approx.loss) == float(exact.loss)
+
+
+def test_first_order_is_exact_for_a_single_step():
+    # with N = 1 the dropped term η H_θθ λ never enters: λ_0 is not used by any gradient
+    student, synthetic, problem = tiny_problem(texture=False, steps=1)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact = match("unroll", student, synthetic, eta, problem)
+    approx = match("first-order", student, synthetic, eta, problem)
+    assert relative(approx.pixel_grad, exact.pixel_grad) < 1e-9
+    assert float(approx.lr_grad) == pytest.approx(float(exact.lr_grad), rel=1e-9)
+
+
+@pytest.mark.parametrize("kernel", ["grad", "hessian_product", "cross_product"])
+def test_autograd_and_torch_func_kernels_agree(kernel):
+    # the torch.func formulation is what --compile compiles; it must be the same math as the eager one
+    student, synthetic, problem = tiny_problem(texture=True)
+    x, targets = synthetic.sample(5)
+    lam = torch.randn(problem.start.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    args = (problem.start, student.view(x.detach(), 5), targets) + ((lam,) if kernel != "grad" else ())
+    eager = EAGER_KERNELS[kernel](student.view_loss, *args)
+    func = COMPILABLE_KERNELS[kernel](student.view_loss, *args)
+    eager, func = (t if isinstance(t, tuple) else (t,) for t in (eager, func))
+    assert len(eager) == len(func)
+    for a, b in zip(eager, func):
+        assert a.shape == b.shape and relative(a, b) < 1e-12 and not a.requires_grad
+
+
+def test_config_offers_every_gradient_mode_and_defaults_to_remat():
+    assert set(GRAD_MODES) == set(GRADIENT_MODES)
+    assert DistillConfig().grad_mode == "remat"
+
+
+def test_compile_auto_only_for_long_runs_of_the_kernel_modes():
+    assert not DistillConfig(iterations=500, syn_steps=12).compile_kernels()  # the demo: not worth compiling
+    assert DistillConfig(iterations=5000, syn_steps=20).compile_kernels()
+    assert not DistillConfig(iterations=5000, syn_steps=20, grad_mode="unroll").compile_kernels()
+    assert DistillConfig(iterations=1, compile="on").compile_kernels()
+    assert not DistillConfig(iterations=10**6, compile="off").compile_kernels()
+
+
+def test_a_failing_compile_falls_back_to_eager(monkeypatch, caplog):
+    from torch._dynamo.exc import TorchDynamoException
+
+    def broken_compile(fn, **kwargs):
+        def compiled(*args):
+            raise TorchDynamoException("no C++ compiler found")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    student, synthetic, problem = tiny_problem(texture=False)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact = match("remat", student, synthetic, eta, problem)
+    compiled = Student(student.flat, student.dsa, compile=True)
+    result = match("remat", compiled, synthetic, eta, problem)
+    assert not compiled.compile and "torch.compile failed (no C++ compiler found)" in caplog.text
+    assert torch.equal(result.pixel_grad, exact.pixel_grad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["remat", "first-order"])
+def test_compiled_kernels_give_the_eager_gradient(mode):
+    student, synthetic, problem = tiny_problem(texture=True)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    eager = match(mode, student, synthetic, eta, problem)
+    compiled_student = Student(student.flat, student.dsa, compile=True)
+    compiled = match(mode, compiled_student, synthetic, eta, problem)
+    assert compiled_student.compile  # it did compile, it did not fall back
+    assert relative(compiled.pixel_grad, eager.pixel_grad) < 1e-9
+    assert float(compiled.lr_grad) == pytest.approx(float(eager.lr_grad), rel=1e-9)

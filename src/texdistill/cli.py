@@ -12,7 +12,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from texdistill import __version__, distributed
-from texdistill.config import (PRESETS, RUN_COMMANDS, STAGES, build_config, field_types, file_values,
+from texdistill.config import (PRESETS, RUN_COMMANDS, STAGES, TOOLS, build_config, field_types, file_values,
                                preset_values)
 from texdistill.errors import TexdistillError
 from texdistill.hostmem import keep_freed_memory
@@ -31,18 +31,16 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
     for f in dataclasses.fields(config_class):
         base, optional = types_[f.name]
         default = defaults.get(f.name, f.default)
-        help_text = f.metadata.get("help", "")
         shown = "auto" if default is None else default
+        help_text = (argparse.SUPPRESS if f.name in getattr(config_class, "UNUSED", ())
+                     else f"{f.metadata.get('help', '')} (default: {shown})")
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(),
-                                help=f"{help_text} (default: {shown})")
+            parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(), help=help_text)
         elif base is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{help_text} (default: {shown})")
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             parser.add_argument(_flag(f.name), type=base, default=default, choices=f.metadata.get("choices"),
-                                metavar=f.name.upper() if not f.metadata.get("choices") else None,
-                                help=f"{help_text} (default: {shown})")
+                                metavar=f.name.upper() if not f.metadata.get("choices") else None, help=help_text)
 
 
 def _stage_runner(stage: str) -> Callable[[Any], Any]:
@@ -59,6 +57,8 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
         from texdistill.export import run
     elif stage == "report":
         from texdistill.report import run
+    elif stage == "bench":
+        from texdistill.bench import run
     else:
         raise KeyError(stage)
     return run
@@ -69,7 +69,9 @@ STAGE_HELP = {"experts": "train expert networks on real data and store their tra
               "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines",
               "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)",
               "export": "a run's previews, contact sheet, evolution, print tiles (--print) and Wang tiles (--wang)",
-              "report": "RUN/report.html: a self-contained page of the run (opens offline)"}
+              "report": "RUN/report.html: a self-contained page of the run (opens offline)",
+              "bench": "time and peak memory of the gradient modes vs syn_steps (random data)"}
+DEFAULT_PRESET = {"bench": "demo"}  # the preset of a stage run without --preset
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -78,24 +80,27 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     pre.add_argument("--preset")
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
-    defaults = {**preset_values(known.preset), **file_values(known.config)}
+    config_values = file_values(known.config)
 
     parser = argparse.ArgumentParser(
         prog="texdistill", description="Dataset distillation by Matching Training Trajectories, "
         "with seamlessly tileable class textures.")
     parser.add_argument("--version", action="version", version=f"texdistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for stage, config_class in STAGES.items():
+    for stage, config_class in {**STAGES, **TOOLS}.items():
         p = sub.add_parser(stage, help=STAGE_HELP.get(stage, ""), description=config_class.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--preset", help=f"named defaults ({', '.join(PRESETS)}); flags override them")
+        preset = known.preset or DEFAULT_PRESET.get(stage)
+        p.add_argument("--preset", default=preset, help=f"named defaults ({', '.join(PRESETS)}); flags override them "
+                                                        f"(default: {preset or 'none'})")
         p.add_argument("--config", help="JSON file of option → value (e.g. a run's config.json)")
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-        p.add_argument("--dry-run", action="store_true",
-                       help="print the dataset found (classes, counts, resolution), the model size, the trajectory "
-                            "storage and the estimated peak memory per gradient mode and compute time of all "
-                            "stages, then exit without decoding or writing anything")
-        add_config_flags(p, config_class, defaults)
+        if stage in STAGES:
+            p.add_argument("--dry-run", action="store_true",
+                           help="print the dataset found (classes, counts, resolution), the model size, the "
+                                "trajectory storage and the estimated peak memory per gradient mode and compute "
+                                "time of all stages, then exit without decoding or writing anything")
+        add_config_flags(p, config_class, {**preset_values(preset), **config_values})
     for command, config_class in RUN_COMMANDS.items():
         p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             from texdistill.estimate import dry_run
             print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
             return 0
-        cfg = build_config({**STAGES, **RUN_COMMANDS}[args.command], values)
+        cfg = build_config({**STAGES, **RUN_COMMANDS, **TOOLS}[args.command], values)
         if args.command in STAGES:  # the training stages run under torchrun too
             distributed.setup(cfg.torch_device())
         if not distributed.is_main():

@@ -151,14 +151,18 @@ class ExpertsConfig(CommonConfig):
         _require(self.batch_train >= 1, f"--batch-train must be ≥ 1, got {self.batch_train}")
 
 
+GRAD_MODES = ("remat", "unroll", "first-order")  # the keys of matching.GRADIENT_MODES
+COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, README "Gradient modes")
+
+
 @dataclass
 class DistillConfig(CommonConfig):
     """Distil the real data into synthetic images or tileable class textures by trajectory matching."""
 
-    # the learning rates may be lowered to get a diverging run going again; the gradient mode changes how
-    # the same gradient is computed (e.g. to save memory), not what is learned
+    # the learning rates may be lowered to get a diverging run going again; the gradient mode and --compile
+    # change how the gradient is computed (to save memory or time), not what is learned
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
-                                          "max_bad_steps", "lr_img", "lr_lr", "grad_mode"}
+                                          "max_bad_steps", "lr_img", "lr_lr", "grad_mode", "compile"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -179,8 +183,15 @@ class DistillConfig(CommonConfig):
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
-    grad_mode: str = option("unroll", "how the gradient through the student is computed: 'unroll' keeps "
-                                      "the whole graph (memory grows with syn_steps)")
+    grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact "
+                                     "with memory independent of syn_steps (replays each step backwards); "
+                                     "'unroll' keeps the whole graph (exact, memory grows with syn_steps); "
+                                     "'first-order' drops the student's Hessian (approximate, cheapest)",
+                            choices=GRAD_MODES)
+    compile: str = option("auto", "torch.compile the per-step kernels of remat/first-order: faster per "
+                                  "iteration (CPU: ~1.5–2×) after a one-off compile of 1–3 min (cached); "
+                                  f"'auto' compiles when iterations × syn_steps ≥ {COMPILE_AUTO_STEPS}",
+                          choices=("auto", "on", "off"))
     log_every: int = option(10, "write a log.jsonl line every this many iterations")
     snapshot_every: int = option(50, "keep a snapshot of the synthetic set every this many iterations "
                                      "(the evolution view)")
@@ -204,6 +215,12 @@ class DistillConfig(CommonConfig):
     def experts_path(self) -> Path:
         return Path(self.experts_dir) if self.experts_dir else self.run_dir / "experts"
 
+    def compile_kernels(self) -> bool:
+        """Whether the student's kernels go through torch.compile (see --compile)."""
+        if self.compile == "auto":
+            return self.grad_mode != "unroll" and self.iterations * self.syn_steps >= COMPILE_AUTO_STEPS
+        return self.compile == "on"
+
 
 @dataclass
 class EvalConfig(CommonConfig):
@@ -226,8 +243,58 @@ class EvalConfig(CommonConfig):
         _require(self.eval_lr is None or self.eval_lr > 0, "--eval-lr must be > 0")
 
 
+@dataclass
+class BenchConfig(DistillConfig):
+    """Time one distillation iteration and measure its peak memory for each gradient mode and syn_steps.
+
+    Runs on random pixels and a random expert segment shaped like --data (no dataset or experts needed:
+    time and memory do not depend on the values). Per syn_steps, one fresh process times all modes,
+    interleaved; each (mode, syn_steps) measures its peak memory in a fresh process of its own.
+    """
+
+    # options that do not shape one iteration: accepted (a run's config.json works) but not shown
+    UNUSED: ClassVar[tuple[str, ...]] = (
+        "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
+        "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
+        "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every",
+        "max_bad_steps")
+
+    channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
+    num_classes: int | None = option(None, "number of classes (default: that of --data)")
+    steps: str = option("10,20,40,80", "comma-separated syn_steps to measure (replaces --syn-steps)")
+    modes: str = option("unroll,remat,remat+compile,first-order,first-order+compile",
+                        "comma-separated gradient modes; '+compile' runs a mode with --compile on "
+                        "(unroll is the reference of the ratio and gradient-difference columns)")
+    repeats: int = option(3, "timed iterations per (mode, syn_steps) after one warm-up; the median is reported")
+    dtype: str = option("float32", "floating-point precision of network and pixels", choices=("float32", "float64"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.channels is None or self.channels >= 1, f"--channels must be ≥ 1, got {self.channels}")
+        _require(self.num_classes is None or self.num_classes >= 2, f"--num-classes must be ≥ 2, got {self.num_classes}")
+        _require(self.repeats >= 1, f"--repeats must be ≥ 1, got {self.repeats}")
+        try:
+            steps = self.step_list()
+        except ValueError:
+            steps = []
+        _require(bool(steps) and min(steps) >= 1, f"--steps must be positive integers like 10,20,40, got '{self.steps}'")
+        for mode in self.mode_list():
+            name, compiled = mode.removesuffix("+compile"), mode.endswith("+compile")
+            _require(name in GRAD_MODES and not (compiled and name == "unroll"),
+                     f"unknown bench mode '{mode}'; use {', '.join(GRAD_MODES)}, optionally with '+compile' "
+                     f"(not unroll)")
+
+    def step_list(self) -> list[int]:
+        return [int(s) for s in self.steps.split(",") if s.strip()]
+
+    def mode_list(self) -> list[str]:
+        return _names(self.modes)
+
+
 STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
                                          "evaluate": EvalConfig}
+# commands that take presets and config files like the stages, but neither train nor write a run
+TOOLS: dict[str, type[CommonConfig]] = {"bench": BenchConfig}
 
 
 def _names(value: str | None) -> list[str] | None:

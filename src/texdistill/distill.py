@@ -89,7 +89,7 @@ class Distiller:
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))
-        self.student = Student(self.flat, cfg.dsa_config())
+        self.student = Student(self.flat, cfg.dsa_config(), compile=cfg.compile_kernels())
         # every random choice of the run (init, experts, start epochs, step seeds) comes from this generator
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, self.generator,

@@ -27,3 +27,7 @@ class StorageError(TexdistillError):
 
 class RunInUseError(TexdistillError):
     """Another process is writing the same run folder."""
+
+
+class BenchError(TexdistillError):
+    """A benchmark worker process failed for another reason than running out of memory."""
