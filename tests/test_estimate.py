@@ -57,8 +57,8 @@ def test_memory_estimates_scale_as_each_gradient_mode_should():
     long = plan(SHAPE, experts, dataclasses.replace(distill, syn_steps=distill.syn_steps * 2), evaluate)
     grow = {m: long.distill_bytes[m] - short.distill_bytes[m] for m in short.distill_bytes}
     assert grow["unroll"] > 0.4 * short.distill_bytes["unroll"]  # O(N)
-    assert grow["remat"] == distill.syn_steps * short.cost.params * 4  # only the stored θ_i
-    assert grow["first-order"] == 0  # O(1)
+    for mode in ("remat", "first-order"):
+        assert grow[mode] == distill.syn_steps * short.cost.params * 4  # only the stored θ_i
     assert short.trajectory_bytes == experts.num_experts * (experts.epochs + 1) * short.cost.params * 4
 
 

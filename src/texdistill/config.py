@@ -151,7 +151,7 @@ class ExpertsConfig(CommonConfig):
         _require(self.batch_train >= 1, f"--batch-train must be ≥ 1, got {self.batch_train}")
 
 
-GRAD_MODES = ("remat", "unroll", "first-order")  # the keys of matching.GRADIENT_MODES
+GRAD_MODES = ("unroll", "remat", "first-order")  # the keys of matching.GRADIENT_MODES
 COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, README "Gradient modes")
 
 

@@ -7,13 +7,16 @@ student step, P = parameters, N = syn_steps:
 - training (experts, evaluation): 2·B·A + 4·P  (activations and their gradients; weights, grads, momentum)
 - unroll:      N·(2·B·A + 2·P) + 2·B·A + base   every step keeps its forward and create_graph backward graph
 - remat:       N·P + 3·B·A + base             θ_i of every step, one replayed step's double-backward graph
-- first-order: 3·B·A + base                   two passes (θ_N, then each step's mixed derivative): O(1) in N
+- first-order: N·P + 3·B·A + base             the same two passes, a cheaper product per replayed step
+  (on a GPU the θ_i live in host memory: the GPU's share is O(1) in N)
   base = 6·P (model, θ*_t, θ*_t+M, adjoint …) + 3 × the synthetic pixels (values, gradient, momentum)
 Measured on CPU (ConvNet-3 w128, 100 × 3×32×32, no DSA): an unrolled step holds 301 MB = 1.94·B·A; a
 training step 2.87 MB per image = 1.85·A. DSA's per-sample copies are small and left out.
 
 Compute: F = forward FLOPs per image (a multiply-add is 2); a training step costs ≈ 3F per image; a student
-step costs STEP_COST[mode] training steps (unroll measured on CPU: 4.3–5.1×; the others are assumptions).
+step costs STEP_COST[mode] training steps (unroll measured on CPU: 4.3–5.1×; remat and first-order scaled
+from `texdistill bench` on the demo preset, 2 CPU cores: eager 1.18× / 1.05× unroll's time, with --compile
+≈ 0.82× / 0.63×).
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from texdistill.config import STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
+from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
 from texdistill.models import ModelSpec, resolve_depth
 
 FLOAT = 4  # bytes
-GRAD_MODES = ("unroll", "remat", "first-order")
-STEP_COST = {"unroll": 4.5, "remat": 5.0, "first-order": 4.0}  # student step / plain training step
+STEP_COST = {"unroll": 4.5, "remat": 5.3, "first-order": 4.7}  # student step / plain training step
+STEP_COST_COMPILED = {"unroll": 4.5, "remat": 3.7, "first-order": 2.8}  # with --compile (unroll: not compiled)
 GPU_FLOPS = 20e12  # assumed sustained fp32/TF32 throughput of one modern GPU on these ConvNets (rough)
 # 2 quiet CPU cores: DESIGN.md's ConvNet-3 w128 steps on 10 × 28 px (21 ms grad, 21 + 76 ms unrolled) run at
 # ≈ 100 GFLOP/s by this FLOP count; DSA and small layers cost extra, hence 70 (the demo preset: ≈ 8 min)
@@ -98,11 +101,12 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
     base = 6 * p + 3 * pixels
     distill_floats = {"unroll": n * (2 * batch * a + 2 * p) + 2 * batch * a + base,
                       "remat": n * p + 3 * batch * a + base,
-                      "first-order": 3 * batch * a + base}
+                      "first-order": n * p + 3 * batch * a + base}
     train_step = 3 * cost.flops  # per image
+    step_cost = STEP_COST_COMPILED if distill.compile_kernels() else STEP_COST
     flops = {
         "experts": experts.num_experts * (experts.epochs * shape.train * train_step + shape.test * cost.flops),
-        "distill": distill.iterations * n * batch * train_step * STEP_COST.get(distill.grad_mode, STEP_COST["unroll"]),
+        "distill": distill.iterations * n * batch * train_step * step_cost[distill.grad_mode],
         "evaluate": (1 + baselines * evaluate.baselines) * evaluate.num_models * (
             evaluate.eval_epochs * eval_epoch * train_step + shape.test * cost.flops),
     }
