@@ -49,3 +49,14 @@ def test_table_shows_ratios_against_unroll_and_out_of_memory_rows():
 def test_bad_bench_options_are_one_line_errors(argv, message, tmp_path, capsys):
     assert main(["bench", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_help_defaults_to_the_demo_preset_and_hides_unused_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for flag in ("--steps", "--modes", "--repeats", "--channels", "--num-classes", "--device", "--out"):
+        assert flag in out
+    assert "(default: demo)" in out and "(default: 64)" in out  # the demo's ConvNet width
+    assert "--lr-img" not in out and "--iterations" not in out and "--dry-run" not in out

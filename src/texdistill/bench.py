@@ -1,8 +1,8 @@
 """`texdistill bench`: seconds per distillation iteration and peak memory of each gradient mode vs syn_steps.
 
 All numbers come from the same random problem, rebuilt from the seed in fresh Python processes: per syn_steps,
-one process times every mode (a warm-up iteration each, which includes any torch.compile, then `repeats`
-iterations taken round-robin over the modes, so load changes on a shared machine hit all modes alike), and
+one process times every mode (a warm-up iteration each, which includes any torch.compile, then the fastest of
+`repeats` iterations taken round-robin over the modes: other load on a shared machine only adds time), and
 one process per mode measures the peak memory of one iteration after a warm-up — CPU: peak resident set
 above the live data (hostmem), GPU: torch.cuda.max_memory_allocated above the live data — and writes its
 gradients to a file, so each mode can be compared with `unroll`.
@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,8 +129,8 @@ def bench_iteration(cfg: BenchConfig, mode: str, steps: int) -> Callable[[], Mat
 
 
 def time_modes(cfg: BenchConfig, modes: list[str], steps: int) -> list[dict]:
-    """Per mode: the warm-up iteration's seconds, then the median wall/CPU seconds of `repeats` iterations
-    taken round-robin over the modes, so that a load change on a shared machine hits them all alike."""
+    """Per mode: the warm-up iteration's seconds, then the fastest wall/CPU seconds of `repeats` iterations
+    taken round-robin over the modes (other load on a shared machine only ever adds time)."""
     device = cfg.torch_device()
     iterations = {mode: bench_iteration(cfg, mode, steps) for mode in modes}
     first = {mode: _timed(iterations[mode], device)[1] for mode in modes}
@@ -140,8 +139,8 @@ def time_modes(cfg: BenchConfig, modes: list[str], steps: int) -> list[dict]:
         for mode in modes:
             times[mode].append(_timed(iterations[mode], device)[1:])
     return [{"mode": mode, "steps": steps, "first_s": first[mode],
-             "s_per_iter": statistics.median(t[0] for t in times[mode]),
-             "cpu_s_per_iter": statistics.median(t[1] for t in times[mode])} for mode in modes]
+             "s_per_iter": min(t[0] for t in times[mode]),
+             "cpu_s_per_iter": min(t[1] for t in times[mode])} for mode in modes]
 
 
 def measure_memory(cfg: BenchConfig, mode: str, steps: int, grad_file: Path) -> dict:
@@ -258,7 +257,7 @@ def run(cfg: BenchConfig) -> dict:
         "texdistill bench — RANDOM data and a random expert segment: time and memory only (no dataset or experts)",
         f"scale:   {describe(cfg)}",
         f"machine: {environment(cfg)}",
-        f"s/iter, CPU s/it: median of {cfg.repeats} iterations after a warm-up iteration "
+        f"s/iter, CPU s/it: fastest of {cfg.repeats} iterations (modes interleaved) after a warm-up iteration "
         f"('1st it s': includes any torch.compile)",
         "peak MB: memory above the live data during one iteration (CPU: resident set; GPU: allocated)",
         "Δ pixels, Δ η: relative gradient difference vs unroll; err f64: pixel gradient vs the exact one in float64",

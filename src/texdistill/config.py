@@ -265,7 +265,8 @@ class BenchConfig(DistillConfig):
     modes: str = option("unroll,remat,remat+compile,first-order,first-order+compile",
                         "comma-separated gradient modes; '+compile' runs a mode with --compile on "
                         "(unroll is the reference of the ratio and gradient-difference columns)")
-    repeats: int = option(3, "timed iterations per (mode, syn_steps) after one warm-up; the median is reported")
+    repeats: int = option(5, "timed iterations per (mode, syn_steps) after one warm-up; the fastest is reported "
+                             "(other load only adds time)")
     dtype: str = option("float32", "floating-point precision of network and pixels", choices=("float32", "float64"))
 
     def __post_init__(self) -> None:
