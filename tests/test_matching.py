@@ -93,11 +93,14 @@ def test_remat_equals_unroll(texture, dsa_mode):
 @pytest.mark.parametrize("texture", [False, True])
 def test_replaying_a_step_gives_the_same_batch_and_view_bit_for_bit(texture):
     student, synthetic, _ = tiny_problem(texture)
-    first = student.view(*synthetic.sample(123)[:1], 123), synthetic.sample(123)[1]
-    again = student.view(*synthetic.sample(123)[:1], 123), synthetic.sample(123)[1]
-    other = student.view(*synthetic.sample(124)[:1], 124)
-    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
-    assert not torch.equal(first[0], other)
+
+    def step_batch(seed):  # what student step `seed` trains on: its draw, then its DSA view
+        x, labels = synthetic.sample(seed)
+        return student.view(x, seed), labels
+
+    (view, labels), (again, again_labels), (other, _) = step_batch(123), step_batch(123), step_batch(124)
+    assert torch.equal(view, again) and torch.equal(labels, again_labels)
+    assert not torch.equal(view, other)
 
 
 def test_first_order_differs_from_the_exact_gradient_by_a_bounded_nonzero_amount():

@@ -15,8 +15,8 @@ training step 2.87 MB per image = 1.85·A. DSA's per-sample copies are small and
 
 Compute: F = forward FLOPs per image (a multiply-add is 2); a training step costs ≈ 3F per image; a student
 step costs STEP_COST[mode] training steps (unroll measured on CPU: 4.3–5.1×; remat and first-order scaled
-from `texdistill bench` on the demo preset, 2 CPU cores: eager 1.18× / 1.05× unroll's time, with --compile
-≈ 0.82× / 0.63×).
+from `texdistill bench` on the demo preset, 2 CPU cores, syn_steps 10–80: eagerly 1.18–1.33× / 1.06–1.24×
+unroll's time, with --compile 0.82–0.95× / 0.62–0.72×).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from texdistill.data import READERS, DatasetShape, find_dataset
 from texdistill.models import ModelSpec, resolve_depth
 
 FLOAT = 4  # bytes
-STEP_COST = {"unroll": 4.5, "remat": 5.3, "first-order": 4.7}  # student step / plain training step
-STEP_COST_COMPILED = {"unroll": 4.5, "remat": 3.7, "first-order": 2.8}  # with --compile (unroll: not compiled)
+STEP_COST = {"unroll": 4.5, "remat": 5.7, "first-order": 5.2}  # student step / plain training step
+STEP_COST_COMPILED = {"unroll": 4.5, "remat": 4.0, "first-order": 3.0}  # with --compile (unroll: not compiled)
 GPU_FLOPS = 20e12  # assumed sustained fp32/TF32 throughput of one modern GPU on these ConvNets (rough)
 # 2 quiet CPU cores: DESIGN.md's ConvNet-3 w128 steps on 10 × 28 px (21 ms grad, 21 + 76 ms unrolled) run at
 # ≈ 100 GFLOP/s by this FLOP count; DSA and small layers cost extra, hence 70 (the demo preset: ≈ 8 min)
