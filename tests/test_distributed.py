@@ -4,23 +4,29 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from texdistill.storage import read_jsonl
+
 TINY = ["--width", "8", "--seed", "3"]
 
 
-def texdistill(args, nproc: int = 1, timeout: int = 300):
-    """Run `texdistill ARGS` as one process or under torchrun with `nproc` processes (1 thread each)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def launch(args, nproc: int = 1, timeout: int = 300):
+    """Run python ARGS as one process or under torchrun with `nproc` processes (1 thread each)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
                 if nproc > 1 else [sys.executable])
-    result = subprocess.run([*launcher, "-m", "texdistill", *args], capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    result = subprocess.run([*launcher, *args], capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def texdistill(args, nproc: int = 1):
+    return launch(["-m", "texdistill", *args], nproc)
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +56,28 @@ def test_evaluation_gathers_all_models(runs):
     one = json.loads((runs / "one" / "eval.json").read_text())["sets"]["distilled"]
     two = json.loads((runs / "two" / "eval.json").read_text())["sets"]["distilled"]
     assert two["models"] == 3 and two["accuracies"] == one["accuracies"]
+
+
+def test_data_parallel_gradient_equals_single_process(tmp_path):
+    from dist_gradient import gradients
+
+    launch([str(Path(__file__).parent / "dist_gradient.py"), str(tmp_path / "two.safetensors")], nproc=2)
+    two = load_file(tmp_path / "two.safetensors")
+    one = gradients()
+    assert set(one) == set(two)
+    for key, value in one.items():
+        rel = float((two[key] - value).norm() / value.norm())
+        assert rel <= 1e-5, f"{key}: relative difference {rel:.2e}"
+
+
+def test_distillation_on_two_ranks_follows_the_single_process_run(runs):
+    distill = ["distill", *TINY, "--texture", "--iterations", "3", "--syn-steps", "3", "--expert-epochs", "1",
+               "--max-start-epoch", "2", "--canvas-samples", "2", "--snapshot-every", "3", "--log-every", "1"]
+    texdistill([*distill, "--out", str(runs / "one-dp")] + ["--experts-dir", str(runs / "one" / "experts")])
+    texdistill([*distill, "--out", str(runs / "two-dp")] + ["--experts-dir", str(runs / "one" / "experts")], nproc=2)
+    one = load_file(runs / "one-dp" / "synthetic.safetensors")
+    two = load_file(runs / "two-dp" / "synthetic.safetensors")
+    torch.testing.assert_close(two["pixels"], one["pixels"], rtol=1e-4, atol=1e-4)
+    losses = [[r["loss"] for r in read_jsonl(runs / run / "log.jsonl", "distill") if "loss" in r]
+              for run in ("one-dp", "two-dp")]
+    assert len(losses[0]) == 3 and losses[1] == pytest.approx(losses[0], rel=1e-4)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from texdistill import distributed
 from texdistill.config import DistillConfig
 from texdistill.data import Found, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, NumericalError
@@ -186,7 +187,8 @@ class Distiller:
             self._open_run()
             if self.iteration == 0:
                 self.save_snapshot()
-            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="distill", unit="it", dynamic_ncols=True)
+            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="distill", unit="it", dynamic_ncols=True,
+                       disable=not distributed.is_main())
             started, grad_norms = time.time(), []
             while self.iteration < cfg.iterations:
                 record = self.step()
@@ -221,11 +223,15 @@ class Distiller:
             if result.exists() and not self.cfg.force:  # written only after a checkpoint: someone removed that
                 raise CheckpointError(f"{self.run_dir} holds a distilled set ({RESULT}) but no {CHECKPOINT} to "
                                       f"continue it; use another --out, or add --force to replace it")
-            # a fresh start: nothing of an earlier distillation in this folder may mix with this one
-            discard([checkpoint, result, *(self.run_dir / SNAPSHOTS).glob("it_*.safetensors")])
             event = {"event": "start"}
-        record_config(self.cfg, "distill")
-        self.log.write(**event)
+        distributed.barrier()  # under torchrun: every rank has read the folder before rank 0 changes it
+        if distributed.is_main():
+            if event["event"] == "start":
+                # a fresh start: nothing of an earlier distillation in this folder may mix with this one
+                discard([checkpoint, result, *(self.run_dir / SNAPSHOTS).glob("it_*.safetensors")])
+            record_config(self.cfg, "distill")
+            self.log.write(**event)
+        distributed.barrier()
 
     def _log(self, record: dict, grad_norms: list[float], seconds: float) -> None:
         """Write every --log-every-th record and every skipped one, with gradient-norm stats since the last line."""
@@ -235,7 +241,8 @@ class Distiller:
             return
         if grad_norms:
             record.update(grad_norm_mean=sum(grad_norms) / len(grad_norms), grad_norm_max=max(grad_norms))
-        self.log.write(**record, seconds=round(seconds, 2))
+        if distributed.is_main():
+            self.log.write(**record, seconds=round(seconds, 2))
         grad_norms.clear()
 
     def _stop_diverged(self, record: dict) -> None:
@@ -255,6 +262,8 @@ class Distiller:
         return {**self.capture().tensors("now"), **self.good.tensors("good"), "generator": self.generator.get_state()}
 
     def save_checkpoint(self) -> None:
+        if not distributed.is_main():
+            return  # every rank holds the same state; rank 0 writes it
         self._require_finite()
         meta = {"kind": "distill-checkpoint", "iteration": self.iteration, "config": self.cfg.to_dict(),
                 "synthetic": self.synthetic.settings(), "lr_img": self.lr_img, "bad_steps": self.bad_steps}
@@ -294,6 +303,8 @@ class Distiller:
 
     def save_snapshot(self) -> None:
         """The synthetic set as displayable uint8, for the evolution view."""
+        if not distributed.is_main():
+            return
         pixels = self.synthetic.displayable(self.space)
         save_tensors(self.run_dir / SNAPSHOTS / f"it_{self.iteration:06d}.safetensors",
                      {"pixels": pixels, "labels": self.synthetic.labels},
@@ -301,6 +312,8 @@ class Distiller:
 
     def save_result(self) -> None:
         """The learned set (float tensors + η) and its PNG previews."""
+        if not distributed.is_main():
+            return
         self._require_finite()
         meta = {"kind": "synthetic-set", "iteration": self.iteration, "synthetic": self.synthetic.settings(),
                 "syn_lr": float(self.syn_lr), "model": self.bank.spec.to_dict(), "dataset": self.dataset.name,

@@ -65,3 +65,14 @@ def all_gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def my_rows(batch: int) -> slice:
+    """This rank's contiguous block of a batch of `batch` rows split over the ranks (all rows at world size 1)."""
+    size = world_size()
+    if batch < size:
+        from texdistill.errors import ConfigError
+
+        raise ConfigError(f"a student batch of {batch} samples cannot be split over {size} processes; use "
+                          f"--nproc-per-node ≤ {batch} or a bigger synthetic batch")
+    return slice(batch * rank() // size, batch * (rank() + 1) // size)

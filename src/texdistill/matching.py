@@ -24,6 +24,7 @@ from functools import partial
 import torch
 from torch.func import grad, jvp, vjp
 
+from texdistill import distributed
 from texdistill.augment import DSAConfig, augment
 from texdistill.errors import ConfigError
 from texdistill.models import FlatParams, classification_loss
@@ -184,15 +185,16 @@ def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Ten
     """θ_0 … θ_{N−1}, θ_N and Σ_i g_i of the student, computed without a graph.
 
     θ_0 … θ_{N−1} are kept in host memory (on a GPU run: one copy per step, small next to the step), so the
-    GPU memory of `remat` does not grow with N at all.
+    GPU memory of `remat` does not grow with N at all. Under torchrun each rank computes the gradient of
+    its slice of the batch and the slices are summed, so every rank follows the same trajectory.
     """
     theta = problem.start.detach()
     thetas, grad_sum = [], torch.zeros_like(theta)
     with torch.no_grad():
         for seed in problem.step_seeds:
             thetas.append(theta.cpu())
-            x, targets = synthetic.sample(seed)
-            g = student.grad(theta, student.view(x, seed), targets)
+            step = replayed_step(student, synthetic, seed)
+            g = distributed.all_reduce_sum(student.grad(theta, step.view, step.targets) * step.weight)
             grad_sum += g
             theta = theta - eta * g
     return thetas, theta, grad_sum
@@ -206,34 +208,53 @@ def loss_and_adjoint(theta_end: torch.Tensor, problem: MatchProblem) -> tuple[to
     return loss.detach(), lam
 
 
-def replayed_view(student: Student, synthetic: SyntheticSet,
-                  seed: int) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """Step `seed`'s view (B, C, H, W), its targets, and the pull-back of a view cotangent to the pixels."""
+@dataclass
+class ReplayedStep:
+    """One student step's batch, as this process trains on it."""
+
+    view: torch.Tensor  # (b, C, H, W) DSA view of this rank's rows of the step's synthetic batch
+    targets: torch.Tensor  # (b,) or (b, K)
+    weight: float  # b / B: this slice's share of the batch-mean loss
+    pixels_of: Callable[[torch.Tensor], torch.Tensor]  # pull-back of a view cotangent to the pixels
+
+
+def replayed_step(student: Student, synthetic: SyntheticSet, seed: int) -> ReplayedStep:
+    """Step `seed`'s batch re-drawn and re-augmented (bit-exact), cut to this rank's rows under torchrun.
+
+    Every rank draws and augments the whole batch (cheap next to the network), so the per-sample DSA
+    parameters are those of a single-process run, then runs the network on its own contiguous slice.
+    """
     x, targets = synthetic.sample(seed)
     view = student.view(x, seed)
+    rows = distributed.my_rows(len(view))
+    view = view[rows]
 
-    def to_pixels(cotangent: torch.Tensor) -> torch.Tensor:
+    def pixels_of(cotangent: torch.Tensor) -> torch.Tensor:
         return torch.autograd.grad(view, synthetic.pixels, cotangent)[0]
 
-    return view.detach(), targets, to_pixels
+    return ReplayedStep(view.detach(), targets[rows], view.shape[0] / len(x), pixels_of)
 
 
 def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
                    problem: MatchProblem) -> MatchResult:
     """Exact, with one step's graph in memory whatever N: forward without graph, then an adjoint sweep that
-    replays each step."""
+    replays each step.
+
+    Under torchrun: H_θθλ is summed over the ranks' slices every step (λ stays the same on every rank);
+    the pixel and η gradients are partial sums, added up once at the end.
+    """
     eta = syn_lr.detach()
     thetas, theta_end, _ = student_trajectory(student, synthetic, eta, problem)
     loss, lam = loss_and_adjoint(theta_end, problem)
     pixel_grad = torch.zeros_like(synthetic.pixels)
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
-        view, targets, to_pixels = replayed_view(student, synthetic, problem.step_seeds[i])
-        g, h_theta, h_view = student.hessian_product(thetas[i].to(lam.device), view, targets, lam)
-        lr_grad -= (lam * g).sum()
-        pixel_grad -= eta * to_pixels(h_view)
-        lam = lam - eta * h_theta  # λ_i from λ_{i+1}
-    return MatchResult(loss, pixel_grad, lr_grad)
+        step = replayed_step(student, synthetic, problem.step_seeds[i])
+        g, h_theta, h_view = student.hessian_product(thetas[i].to(lam.device), step.view, step.targets, lam)
+        lr_grad -= (lam * g).sum() * step.weight
+        pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
+        lam = lam - eta * distributed.all_reduce_sum(h_theta * step.weight)  # λ_i from λ_{i+1}
+    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), distributed.all_reduce_sum(lr_grad))
 
 
 def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
@@ -244,9 +265,10 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
     loss, lam = loss_and_adjoint(theta_end, problem)
     pixel_grad = torch.zeros_like(synthetic.pixels)
     for theta, seed in zip(thetas, problem.step_seeds):
-        view, targets, to_pixels = replayed_view(student, synthetic, seed)
-        pixel_grad -= eta * to_pixels(student.cross_product(theta.to(lam.device), view, targets, lam))
-    return MatchResult(loss, pixel_grad, -(lam * grad_sum).sum())
+        step = replayed_step(student, synthetic, seed)
+        h_view = student.cross_product(theta.to(lam.device), step.view, step.targets, lam)
+        pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
+    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), -(lam * grad_sum).sum())
 
 
 GradientMode = Callable[[Student, SyntheticSet, torch.Tensor, MatchProblem], MatchResult]
@@ -259,5 +281,8 @@ def match(mode: str, student: Student, synthetic: SyntheticSet, syn_lr: torch.Te
     """Matching loss and its gradients to the pixels and η, computed by gradient `mode`."""
     if mode not in GRADIENT_MODES:
         raise ConfigError(f"unknown --grad-mode '{mode}'; choose one of {', '.join(GRADIENT_MODES)}")
+    if mode == "unroll" and distributed.world_size() > 1:
+        raise ConfigError("--grad-mode unroll keeps one autograd graph and does not run data-parallel; "
+                          "use --grad-mode remat (exact) under torchrun")
     with torch.enable_grad():
         return GRADIENT_MODES[mode](student, synthetic, syn_lr, problem)
