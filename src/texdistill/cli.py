@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -59,6 +60,8 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
         from texdistill.report import run
     elif stage == "bench":
         from texdistill.bench import run
+    elif stage == "sweep":
+        from texdistill.sweep import run
     else:
         raise KeyError(stage)
     return run
@@ -70,7 +73,8 @@ STAGE_HELP = {"experts": "train expert networks on real data and store their tra
               "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)",
               "export": "a run's previews, contact sheet, evolution, print tiles (--print) and Wang tiles (--wang)",
               "report": "RUN/report.html: a self-contained page of the run (opens offline)",
-              "bench": "time and peak memory of the gradient modes vs syn_steps (random data)"}
+              "bench": "time and peak memory of the gradient modes vs syn_steps (random data)",
+              "sweep": "a knob study: distil + evaluate one run per row of a JSON spec; table of accuracy vs knobs"}
 DEFAULT_PRESET = {"bench": "demo"}  # the preset of a stage run without --preset
 
 
@@ -125,17 +129,29 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def _setup_logging() -> None:
+@contextlib.contextmanager
+def _console_logging():
+    """Route texdistill's log through tqdm for one command, then restore the caller's logging setup
+    (main() is also called in-process, by tests and notebooks)."""
+    saved = log.handlers[:], log.level, log.propagate
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.handlers[:], log.level, log.propagate = saved
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _setup_logging()
+    with _console_logging():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     keep_freed_memory()
     debug = "--debug" in argv
     try:
