@@ -385,8 +385,32 @@ class ReportConfig:
     run: str = option("runs/demo", "run folder holding synthetic.safetensors", positional=True)
 
 
-# commands that read a finished run folder: RUN is positional, no presets
-RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig, "export": ExportConfig, "report": ReportConfig}
+@dataclass
+class SweepConfig:
+    """Distil and evaluate one run per row of a knob study and tabulate accuracy against the knobs.
+
+    SPEC is a JSON file: {"preset": NAME, "base": {option: value, ...}, "rows": {row: {option: value, ...}}}
+    (options of experts, distill and evaluate). Each row runs in OUT/<row> (resumable; finished rows are
+    skipped); rows with the same expert options share one experts folder. The table: OUT/sweep.md, OUT/sweep.json.
+    """
+
+    spec: str = option("sweep.json", "the sweep's JSON spec (preset, base values, rows)", positional=True)
+    out: str = option("runs/sweep", "folder of the sweep: one run folder per row, shared experts, the table")
+    rows: str | None = option(None, "comma-separated rows to run (default: all, in the spec's order)")
+    table_only: bool = option(False, "only rewrite the table from the rows that have finished")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def row_list(self) -> list[str] | None:
+        return _names(self.rows)
+
+
+# commands without presets that take a positional file: a finished run folder (RUN) or a sweep's SPEC
+RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig, "export": ExportConfig, "report": ReportConfig,
+                                 "sweep": SweepConfig}
 
 
 # The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+from tinyrun import SIDE, _data_dir, one_thread
+
+from texdistill.cli import main
+
+
+def tiny_spec(path, rows, base=None):
+    base = {"data": "fashion-mnist", "data_dir": str(_data_dir[0]), "res": SIDE, "width": 4, "epochs": 2,
+            "num_experts": 1, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 2, "iterations": 2,
+            "log_every": 1, "num_models": 1, "eval_epochs": 1, "baselines": False, "texture": True, **(base or {})}
+    path.write_text(json.dumps({"base": base, "rows": rows}))
+    return path
+
+
+def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys):
+    spec = tiny_spec(tmp_path / "spec.json", {"noise": {"init": "noise", "baselines": True},
+                                               "images": {"texture": False, "init": "real"},
+                                               "wide": {"width": 6}})
+    out = tmp_path / "sweep"
+    with one_thread():
+        assert main(["sweep", str(spec), "--out", str(out), "--rows", "noise,images"]) == 0
+    assert len(list(out.glob("experts-*"))) == 1  # both rows use the same experts
+    table = (out / "sweep.md").read_text()
+    assert "| noise | baselines=True, init=noise |" in table and "| images | init=real, texture=False |" in table
+    assert "random real tiled" in table and "wide" not in table
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["noise", "images"]
+    assert 0 <= rows[0]["result"]["sets"]["distilled"]["mean"] <= 1
+
+    before = (out / "noise" / "synthetic.safetensors").read_bytes()
+    with one_thread():
+        assert main(["sweep", str(spec), "--out", str(out)]) == 0  # finished rows are skipped, 'wide' runs
+    assert (out / "noise" / "synthetic.safetensors").read_bytes() == before
+    assert len(list(out.glob("experts-*"))) == 2 and "| wide | width=6 |" in (out / "sweep.md").read_text()
+
+    tiny_spec(spec, {"noise": {"init": "real"}})  # the same row name with other values must not be mixed up
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out)]) == 2
+    assert "sweep row 'noise'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ("{not json", "cannot read sweep spec"),
+    ('{"rows": {}}', "non-empty \"rows\""),
+    ('{"preset": "nope", "rows": {"a": {}}}', "unknown preset 'nope'"),
+    ('{"rows": {"a": {"lr_imgg": 1}}}', "lr_imgg, which are not options"),
+    ('{"rows": {"a": {"out": "x"}}}', "sets out, which the sweep places"),
+    ('{"rows": {"../a": {}}}', "must be a folder name"),
+])
+def test_bad_specs_get_one_clear_line(tmp_path, capsys, spec, problem):
+    (tmp_path / "spec.json").write_text(spec)
+    assert main(["sweep", str(tmp_path / "spec.json"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_unknown_rows_are_named(tmp_path, capsys):
+    (tmp_path / "spec.json").write_text('{"rows": {"a": {}, "b": {}}}')
+    assert main(["sweep", str(tmp_path / "spec.json"), "--rows", "a,c"]) == 2
+    assert "--rows names c" in capsys.readouterr().err
