@@ -23,7 +23,7 @@ def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys)
         assert main(["sweep", str(spec), "--out", str(out), "--rows", "noise,images"]) == 0
     assert len(list(out.glob("experts-*"))) == 1  # both rows use the same experts
     table = (out / "sweep.md").read_text()
-    assert "| noise | baselines=True, init=noise |" in table and "| images | init=real, texture=False |" in table
+    assert "| noise | init=noise, baselines=True |" in table and "| images | texture=False, init=real |" in table
     assert "random real tiled" in table and "wide" not in table
     rows = json.loads((out / "sweep.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["noise", "images"]
@@ -34,6 +34,13 @@ def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys)
         assert main(["sweep", str(spec), "--out", str(out)]) == 0  # finished rows are skipped, 'wide' runs
     assert (out / "noise" / "synthetic.safetensors").read_bytes() == before
     assert len(list(out.glob("experts-*"))) == 2 and "| wide | width=6 |" in (out / "sweep.md").read_text()
+
+    # --table-only tabulates the finished rows whose values match this spec, with this spec's change columns
+    other = tiny_spec(tmp_path / "other.json", {"noise": {"baselines": True, "init": "noise"},
+                                                 "images": {"texture": False, "init": "noise"}})
+    assert main(["sweep", str(other), "--out", str(out), "--table-only"]) == 0
+    table = (out / "sweep.md").read_text()
+    assert "| noise | baselines=True, init=noise |" in table and "| images |" not in table
 
     tiny_spec(spec, {"noise": {"init": "real"}})  # the same row name with other values must not be mixed up
     capsys.readouterr()

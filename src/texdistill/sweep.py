@@ -184,8 +184,9 @@ def _write_table(cfg: SweepConfig, spec: dict[str, Any]) -> list[dict[str, Any]]
     for row in spec["rows"]:
         path = cfg.run_dir / row / ROW_FILE
         record = read_json(path) if path.exists() else None
-        if record and "result" in record:
-            records.append(record)
+        # a row counts only if it ran with this spec's values (another spec may share the folder)
+        if record and "result" in record and record["values"] == _comparable(placed_values(cfg, spec, row)):
+            records.append({**record, "changes": spec["rows"][row]})
     experts_times = {r["experts_dir"]: read_json(p) for r in records
                      if (p := cfg.run_dir / r["experts_dir"] / EXPERTS_FILE).exists()}
     footer = "".join(f"\n{name}: {t['num_experts']} experts × {t['epochs']} epochs, width {t['width']}: "
