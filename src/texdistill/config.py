@@ -451,11 +451,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
                     "num_models": 1, "eval_epochs": 30}),
     "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, ConvNet-3 w64, "
-                        "700 iterations of 20 steps on 4 crops per canvas",
+                        "600 iterations of 20 steps on 4 crops per canvas",
                         {"data": "fashion-demo", "out": "runs/fashion-texture", "width": 64,
                          "num_experts": 10, "epochs": 10,
                          "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real",
-                         "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 8, "iterations": 700,
+                         "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 8, "iterations": 600,
                          "lr_img": 1000.0, "lr_lr": 1e-5, "snapshot_every": 50, "ckpt_every": 100,
                          "num_models": 5, "eval_epochs": 500}),
     "cifar10-ipc1": ("CIFAR-10, 1 image per class, ZCA, N=50 M=2 T+=2 (MTT: 46.3 %)",
