@@ -180,6 +180,7 @@ def _main(argv: list[str]) -> int:
             log.setLevel(logging.WARNING)  # rank 0 reports
         try:
             _stage_runner(args.command)(cfg)
+            distributed.barrier()  # under torchrun: no rank leaves while another still talks to it (gloo aborts)
         finally:
             distributed.teardown()
         return 0
