@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from texdistill.errors import ConfigError
+
 
 def setup(device: torch.device) -> None:
     """Join the process group torchrun describes, if any (device: this rank's, see CommonConfig.torch_device)."""
@@ -71,8 +73,6 @@ def my_rows(batch: int) -> slice:
     """This rank's contiguous block of a batch of `batch` rows split over the ranks (all rows at world size 1)."""
     size = world_size()
     if batch < size:
-        from texdistill.errors import ConfigError
-
         raise ConfigError(f"a student batch of {batch} samples cannot be split over {size} processes; use "
                           f"--nproc-per-node ≤ {batch} or a bigger synthetic batch")
     return slice(batch * rank() // size, batch * (rank() + 1) // size)

@@ -171,10 +171,9 @@ def run(cfg: SweepConfig) -> list[dict[str, Any]]:
     missing = [r for r in rows if r not in spec["rows"]]
     if missing:
         raise ConfigError(f"--rows names {', '.join(missing)}, not rows of {cfg.spec} ({', '.join(spec['rows'])})")
-    for row in rows:
-        if not cfg.table_only:
-            run_row(cfg, spec, row)
-        _write_table(cfg, spec)
+    for row in [] if cfg.table_only else rows:
+        run_row(cfg, spec, row)
+        _write_table(cfg, spec)  # the table so far
     return _write_table(cfg, spec)
 
 
