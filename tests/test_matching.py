@@ -9,8 +9,8 @@ from texdistill.matching import (COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MOD
 from texdistill.synthetic import ImageSet, TextureCanvas
 
 
-def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one"):
-    """A float64 student with DSA, a synthetic set of 3 classes and an expert segment to match."""
+def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool = False):
+    """A float64 student with DSA, a synthetic set of 3 classes (soft labels: learned) and an expert segment."""
     flat = tiny_flat(seed=seed)
     g = torch.Generator().manual_seed(seed)
     if texture:
@@ -20,6 +20,8 @@ def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "
         # 4 of the 6 images per step, so replaying a step must also replay its draw
         synthetic = ImageSet(torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64),
                              torch.arange(3).repeat_interleave(2), 3, batch=4)
+    if soft:
+        synthetic.use_soft_labels(torch.randn(len(synthetic.labels), 3, generator=g, dtype=torch.float64))
     start = flat.get()
     target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64)
     problem = MatchProblem(start, target, [11 * (i + 1) for i in range(steps)])
@@ -30,12 +32,17 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def loss_at(student, synthetic, problem, pixels, eta):
+def loss_at(student, synthetic, problem, pixels, eta, logits=None):
     with torch.no_grad():
         saved = synthetic.pixels.detach().clone()
         synthetic.pixels.copy_(pixels)
+        if logits is not None:
+            saved_logits = synthetic.label_logits.detach().clone()
+            synthetic.label_logits.copy_(logits)
         loss = match("unroll", student, synthetic, eta, problem).loss
         synthetic.pixels.copy_(saved)
+        if logits is not None:
+            synthetic.label_logits.copy_(saved_logits)
     return loss
 
 
@@ -54,6 +61,35 @@ def test_unroll_gradient_matches_finite_differences(texture):
     fd_eta = (loss_at(student, synthetic, problem, p0, eta + eps)
               - loss_at(student, synthetic, problem, p0, eta - eps)) / (2 * eps)
     assert float(result.lr_grad) == pytest.approx(float(fd_eta), rel=1e-5)
+
+
+@pytest.mark.parametrize("texture", [False, True])
+def test_soft_label_gradient_matches_finite_differences(texture):
+    student, synthetic, problem = tiny_problem(texture, soft=True)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    result = match("unroll", student, synthetic, eta, problem)
+    p0, z0, eps = synthetic.pixels.detach().clone(), synthetic.label_logits.detach().clone(), 1e-6
+    assert result.label_grad.shape == z0.shape and result.label_grad.abs().sum() > 0
+    for direction_seed in range(2):
+        d = torch.randn(z0.shape, generator=torch.Generator().manual_seed(direction_seed), dtype=torch.float64)
+        fd = (loss_at(student, synthetic, problem, p0, eta, z0 + eps * d)
+              - loss_at(student, synthetic, problem, p0, eta, z0 - eps * d)) / (2 * eps)
+        assert float((result.label_grad * d).sum()) == pytest.approx(float(fd), rel=1e-5)
+
+
+@pytest.mark.parametrize("texture", [False, True])
+def test_remat_equals_unroll_with_soft_labels(texture):
+    student, synthetic, problem = tiny_problem(texture, steps=6, soft=True)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact = match("unroll", student, synthetic, eta, problem)
+    remat = match("remat", student, synthetic, eta, problem)
+    assert relative(remat.label_grad, exact.label_grad) < 1e-9
+    assert relative(remat.pixel_grad, exact.pixel_grad) < 1e-9
+    assert float(remat.lr_grad) == pytest.approx(float(exact.lr_grad), rel=1e-9)
+    one_step = tiny_problem(texture, steps=1, soft=True)  # first-order is exact for one step, labels too
+    assert relative(match("first-order", *one_step[:2], eta, one_step[2]).label_grad,
+                    match("unroll", *one_step[:2], eta, one_step[2]).label_grad) < 1e-9
+    assert match("remat", *tiny_problem(texture)[:2], eta, problem).label_grad is None  # hard labels: none
 
 
 def test_matching_loss_is_one_at_the_start_and_zero_at_the_target():
@@ -126,18 +162,22 @@ def test_first_order_is_exact_for_a_single_step():
     assert float(approx.lr_grad) == pytest.approx(float(exact.lr_grad), rel=1e-9)
 
 
+@pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("kernel", ["grad", "hessian_product", "cross_product"])
-def test_autograd_and_torch_func_kernels_agree(kernel):
+def test_autograd_and_torch_func_kernels_agree(kernel, soft):
     # the torch.func formulation is what --compile compiles; it must be the same math as the eager one
-    student, synthetic, problem = tiny_problem(texture=True)
+    student, synthetic, problem = tiny_problem(texture=True, soft=soft)
     x, targets = synthetic.sample(5)
     lam = torch.randn(problem.start.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    args = (problem.start, student.view(x.detach(), 5), targets) + ((lam,) if kernel != "grad" else ())
+    args = (problem.start, student.view(x.detach(), 5), targets.detach()) + ((lam,) if kernel != "grad" else ())
     eager = EAGER_KERNELS[kernel](student.view_loss, *args)
     func = COMPILABLE_KERNELS[kernel](student.view_loss, *args)
     eager, func = (t if isinstance(t, tuple) else (t,) for t in (eager, func))
     assert len(eager) == len(func)
     for a, b in zip(eager, func):
+        if a is None or b is None:  # the targets' product, for hard labels
+            assert a is None and b is None and not soft
+            continue
         assert a.shape == b.shape and relative(a, b) < 1e-12 and not a.requires_grad
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from texdistill.textures import (periodic_resample_matrix, resample_periodic, seam_metrics, seam_ratio, seam_zscore,
-                                 tile, wrap_crops)
+from texdistill.textures import (periodic_resample_matrix, random_rolls, resample_periodic, seam_metrics,
+                                 seam_ratio, seam_zscore, tile, wrap_crops)
 from texdistill.wang import E, N, S, W, render_wang, tile_set, wang_layout, wang_tiles
 
 
@@ -137,3 +137,16 @@ def test_wang_options_are_checked():
         wang_tiles(smooth_torus(), colors=1)
     with pytest.raises(ConfigError, match="--wang-tile"):
         wang_tiles(smooth_torus(size=20), size=30)
+
+
+def test_random_rolls_roll_each_image_with_wrap_around_or_leave_it():
+    images = torch.randn(6, 2, 4, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(random_rolls(images, 0.0, torch.Generator().manual_seed(1)), images)
+    rolled = random_rolls(images, 1.0, torch.Generator().manual_seed(1))
+    shifts = []
+    for original, out in zip(images, rolled):
+        found = [(dy, dx) for dy in range(4) for dx in range(5)
+                 if torch.equal(torch.roll(original, (-dy, -dx), dims=(1, 2)), out)]
+        assert len(found) == 1  # a wrap-around roll of its own image, nothing else
+        shifts.append(found[0])
+    assert len(set(shifts)) > 1  # each image its own offset

@@ -127,6 +127,9 @@ class CommonConfig:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
+        # an option added after `saved` was written had its default then
+        saved = {**{f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING
+                    and f.name not in saved}, **saved}
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
         return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
 
@@ -142,6 +145,9 @@ class ExpertsConfig(CommonConfig):
     lr_teacher: float = option(0.01, "SGD learning rate of the experts (MTT: 0.01)")
     momentum_teacher: float = option(0.0, "SGD momentum of the experts (MTT: 0)")
     batch_train: int = option(256, "batch size of expert training")
+    wrap_shift: float = option(0.0, "probability that a training image is rolled by a random offset with "
+                                    "wrap-around (as a crop of it tiled): experts that have seen what texture "
+                                    "crops look like; 0 = MTT's experts")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -149,6 +155,7 @@ class ExpertsConfig(CommonConfig):
         _require(self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}")
         _require(self.lr_teacher > 0, f"--lr-teacher must be > 0, got {self.lr_teacher}")
         _require(self.batch_train >= 1, f"--batch-train must be ≥ 1, got {self.batch_train}")
+        _require(0 <= self.wrap_shift <= 1, f"--wrap-shift must be in [0, 1], got {self.wrap_shift}")
 
 
 GRAD_MODES = ("unroll", "remat", "first-order")  # the keys of matching.GRADIENT_MODES
@@ -162,7 +169,7 @@ class DistillConfig(CommonConfig):
     # the learning rates may be lowered to get a diverging run going again; the gradient mode and --compile
     # change how the gradient is computed (to save memory or time), not what is learned
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
-                                          "max_bad_steps", "lr_img", "lr_lr", "grad_mode", "compile"}
+                                          "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -183,6 +190,14 @@ class DistillConfig(CommonConfig):
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
+    start_ramp: int = option(0, "difficulty schedule (DATM): over this many iterations the start-epoch bound "
+                                "grows linearly from min_start_epoch + 1 to max_start_epoch, so early "
+                                "iterations match the easy early epochs; 0 = the whole range from the start")
+    soft_labels: bool = option(False, "learn a soft label per image / canvas (class logits, initialised from "
+                                      "the experts' logits, DATM): the student trains on their softmax")
+    lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
+    ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
+                                   "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
     grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact "
                                      "with memory independent of syn_steps (replays each step backwards); "
                                      "'unroll' keeps the whole graph (exact, memory grows with syn_steps); "
@@ -210,6 +225,9 @@ class DistillConfig(CommonConfig):
         _require(self.batch_syn is None or self.batch_syn >= 1, f"--batch-syn must be ≥ 1, got {self.batch_syn}")
         _require(self.lr_img > 0 and self.lr_lr >= 0, "--lr-img must be > 0 and --lr-lr ≥ 0")
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
+        _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
+        _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
+        _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 
     @property
     def experts_path(self) -> Path:
@@ -257,7 +275,7 @@ class BenchConfig(DistillConfig):
         "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
         "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
         "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every",
-        "max_bad_steps")
+        "max_bad_steps", "start_ramp", "soft_labels", "lr_label", "ema_decay")
 
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")

@@ -11,6 +11,7 @@ state and halves the pixel lr; --max-bad-steps of them in a row stop the run wit
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from texdistill.matching import MatchProblem, MatchResult, Student, match
 from texdistill.models import FlatParams, resolve_depth
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
-from texdistill.synthetic import SyntheticSet, build_synthetic, from_state
+from texdistill.synthetic import Draw, SyntheticSet, TextureCanvas, build_synthetic, from_state
 from texdistill.textures import quantize
 from texdistill.training import random_seed
 
@@ -48,16 +49,19 @@ StepHook = Callable[[int, MatchResult], MatchResult]
 
 @dataclass
 class OptimState:
-    """What an update changes: pixels, log η and the two momentum buffers (None before the first step)."""
+    """What an update changes: pixels, log η, soft labels, EMA and the momentum buffers (None when absent:
+    before the first step, or without soft labels / EMA)."""
 
     pixels: torch.Tensor
     log_syn_lr: torch.Tensor
     momentum_img: torch.Tensor | None
     momentum_lr: torch.Tensor | None
+    label_logits: torch.Tensor | None = None
+    momentum_label: torch.Tensor | None = None
+    ema_pixels: torch.Tensor | None = None
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        named = {"pixels": self.pixels, "log_syn_lr": self.log_syn_lr,
-                 "momentum_img": self.momentum_img, "momentum_lr": self.momentum_lr}
+        named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {f"{prefix}.{k}": v for k, v in named.items() if v is not None}
 
     @classmethod
@@ -66,7 +70,7 @@ class OptimState:
             t = tensors.get(f"{prefix}.{name}")
             return None if t is None else t.to(device)
 
-        return cls(get("pixels"), get("log_syn_lr"), get("momentum_img"), get("momentum_lr"))
+        return cls(**{f.name: get(f.name) for f in dataclasses.fields(cls)})
 
 
 class Distiller:
@@ -95,6 +99,11 @@ class Distiller:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, self.generator,
                                          cfg.ipc, cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn).to(self.device)
+        self.opt_label = None
+        if cfg.soft_labels:
+            self.synthetic.use_soft_labels(self.expert_logits())
+            self.opt_label = torch.optim.SGD([self.synthetic.label_logits], lr=cfg.lr_label, momentum=0.9)
+        self.ema_pixels = self.synthetic.pixels.detach().clone() if cfg.ema_decay else None
         self.syn_lr_init = cfg.syn_lr_init or float(self.bank.metadata["lr"])
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(self.syn_lr_init), device=self.device))
         self.opt_img = torch.optim.SGD([self.synthetic.pixels], lr=cfg.lr_img, momentum=cfg.momentum_img)
@@ -111,6 +120,28 @@ class Distiller:
     @property
     def lr_img(self) -> float:
         return self.opt_img.param_groups[0]["lr"]
+
+    def expert_logits(self) -> torch.Tensor:
+        """Soft-label init (DATM): the logits of an expert at the last start epoch on each initial image, or
+        averaged over crops of each canvas; where the expert picks another class, the logits of that class and
+        of the item's own class swap places, so every soft label starts on its class."""
+        theta = self.bank.epochs(0, self.cfg.max_start_epoch)[0].to(self.device)
+        synthetic = self.synthetic
+        if isinstance(synthetic, TextureCanvas):
+            draw = synthetic.draw(self.cfg.seed, per_class=4 * synthetic.crops_per_canvas)
+        else:
+            draw = Draw(self.cfg.seed, torch.arange(len(synthetic.labels)))
+        x, _ = synthetic.take(draw)
+        index = draw.index.to(self.device)
+        items = len(synthetic.labels)
+        with torch.no_grad():
+            per_sample = self.flat.forward(theta, x.detach())
+            logits = (torch.zeros(items, synthetic.num_classes, device=self.device).index_add_(0, index, per_sample)
+                      / torch.bincount(index, minlength=items).unsqueeze(1))
+            rows = torch.arange(items, device=self.device)
+            own, top = logits[rows, synthetic.labels], logits.argmax(1)
+            logits[rows, top], logits[rows, synthetic.labels] = own, logits[rows, top]
+        return logits
 
     def _check_experts_fit(self, found: Found) -> None:
         """The experts must come from this dataset, resolution and model, or matching them means nothing."""
@@ -130,7 +161,7 @@ class Distiller:
         """One distillation iteration; returns its log record (with "skipped" if it was not finite)."""
         cfg, g = self.cfg, self.generator
         expert = int(torch.randint(len(self.bank.paths), (1,), generator=g))
-        start_epoch = int(torch.randint(cfg.min_start_epoch, cfg.max_start_epoch, (1,), generator=g))
+        start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
         start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
                                                                        start_epoch + cfg.expert_epochs))
         problem = MatchProblem(start, target, [random_seed(g) for _ in range(cfg.syn_steps)])
@@ -141,13 +172,22 @@ class Distiller:
         record = {"it": self.iteration + 1, "loss": float(result.loss), "syn_lr": float(self.syn_lr),
                   "lr_img": self.lr_img, "expert": expert, "start_epoch": start_epoch,
                   "grad_norm": float(result.pixel_grad.norm()), "lr_grad": float(lr_grad)}
-        if all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad")):
+        finite_labels = result.label_grad is None or bool(torch.isfinite(result.label_grad).all())
+        if finite_labels and all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad")):
             self.bad_steps = 0
             self.good = self.capture()
             self.synthetic.pixels.grad = result.pixel_grad
             self.log_syn_lr.grad = lr_grad.reshape(())
             self.opt_img.step()
             self.opt_lr.step()
+            if self.opt_label is not None:
+                self.synthetic.label_logits.grad = result.label_grad
+                self.opt_label.step()
+            if self.ema_pixels is not None:
+                # with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so the early
+                # average follows the pixels instead of holding on to the initial set for ~1/(1 − decay) iterations
+                decay = min(cfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+                self.ema_pixels.lerp_(self.synthetic.pixels.detach(), 1 - decay)
         else:
             # the last update led here: undo it and retry with smaller pixel steps
             self.bad_steps += 1
@@ -159,23 +199,45 @@ class Distiller:
         self.iteration += 1
         return record
 
+    def start_epoch_bound(self) -> int:
+        """The exclusive upper bound of this iteration's start epoch (grows over --start-ramp iterations)."""
+        cfg = self.cfg
+        if cfg.start_ramp == 0 or self.iteration >= cfg.start_ramp:
+            return cfg.max_start_epoch
+        span = cfg.max_start_epoch - cfg.min_start_epoch - 1
+        return cfg.min_start_epoch + 1 + span * self.iteration // cfg.start_ramp
+
+    def _optimised(self) -> list[tuple[torch.optim.Optimizer | None, torch.Tensor | None, str]]:
+        """(optimiser, tensor, OptimState field of its momentum) of everything an update changes."""
+        return [(self.opt_img, self.synthetic.pixels, "momentum_img"), (self.opt_lr, self.log_syn_lr, "momentum_lr"),
+                (self.opt_label, self.synthetic.label_logits, "momentum_label")]
+
     def capture(self) -> OptimState:
         """A copy of what an update changes."""
-        def momentum(opt: torch.optim.Optimizer) -> torch.Tensor | None:
-            buf = next(iter(opt.state.values()), {}).get("momentum_buffer")
-            return None if buf is None else buf.detach().clone()
+        def copy(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().clone()
 
-        return OptimState(self.synthetic.pixels.detach().clone(), self.log_syn_lr.detach().clone(),
-                          momentum(self.opt_img), momentum(self.opt_lr))
+        def momentum(opt: torch.optim.Optimizer | None) -> torch.Tensor | None:
+            return None if opt is None else copy(next(iter(opt.state.values()), {}).get("momentum_buffer"))
+
+        return OptimState(copy(self.synthetic.pixels), copy(self.log_syn_lr), momentum(self.opt_img),
+                          momentum(self.opt_lr), copy(self.synthetic.label_logits), momentum(self.opt_label),
+                          copy(self.ema_pixels))
 
     def restore(self, state: OptimState) -> None:
         """Put a captured state back (a momentum of None means: the optimiser has not stepped yet)."""
         with torch.no_grad():
             self.synthetic.pixels.copy_(state.pixels)
             self.log_syn_lr.copy_(state.log_syn_lr)
-        for opt, param, buf in ((self.opt_img, self.synthetic.pixels, state.momentum_img),
-                                (self.opt_lr, self.log_syn_lr, state.momentum_lr)):
+            if self.synthetic.label_logits is not None:
+                self.synthetic.label_logits.copy_(state.label_logits)
+            if self.ema_pixels is not None:
+                self.ema_pixels.copy_(state.ema_pixels)
+        for opt, param, field in self._optimised():
+            if opt is None:
+                continue
             opt.state.pop(param, None)
+            buf = getattr(state, field)
             if buf is not None:
                 opt.state[param]["momentum_buffer"] = buf.clone()
 
@@ -294,10 +356,16 @@ class Distiller:
         for prefix in ("now", "good"):
             layout.update({f"{prefix}.pixels": (pixels, True), f"{prefix}.log_syn_lr": (eta, True),
                            f"{prefix}.momentum_img": (pixels, False), f"{prefix}.momentum_lr": (eta, False)})
+            if self.synthetic.label_logits is not None:
+                labels = self.synthetic.label_logits.shape
+                layout.update({f"{prefix}.label_logits": (labels, True), f"{prefix}.momentum_label": (labels, False)})
+            if self.ema_pixels is not None:
+                layout[f"{prefix}.ema_pixels"] = (pixels, True)
         return layout
 
     def _require_finite(self) -> None:
-        if not (torch.isfinite(self.synthetic.pixels).all() and torch.isfinite(self.log_syn_lr)):
+        if not all(torch.isfinite(t).all() for t in self.synthetic.state_tensors().values() if t.is_floating_point()) \
+                or not torch.isfinite(self.log_syn_lr):
             raise NumericalError("refusing to save non-finite pixels or η (a bug: the guard should have restored "
                                  "the last good state); the previous checkpoint is intact")
 
@@ -318,12 +386,18 @@ class Distiller:
         meta = {"kind": "synthetic-set", "iteration": self.iteration, "synthetic": self.synthetic.settings(),
                 "syn_lr": float(self.syn_lr), "model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
                 "class_names": self.dataset.class_names, "expert_lr": float(self.bank.metadata["lr"])}
-        tensors = {**self.synthetic.state_tensors(), **{f"space.{k}": v for k, v in self.space.state_dict().items()}}
+        result = self.result_set()
+        tensors = {**result.state_tensors(), **{f"space.{k}": v for k, v in self.space.state_dict().items()}}
         save_tensors(self.run_dir / RESULT, tensors, meta)
         for label, name in enumerate(self.dataset.class_names):
-            for relative, image in self.synthetic.previews(label, name, partial(self.synthetic.displayable,
-                                                                                self.space)).items():
+            for relative, image in result.previews(label, name, partial(result.displayable, self.space)).items():
                 save_png(self.run_dir / relative, image)
+
+    def result_set(self) -> SyntheticSet:
+        """The set a run delivers: the last iterate, or with --ema-decay its moving average."""
+        if self.ema_pixels is None:
+            return self.synthetic
+        return from_state(self.synthetic.settings(), {**self.synthetic.state_tensors(), "pixels": self.ema_pixels})
 
 
 def result_path(run_dir: str | Path) -> Path:

@@ -19,6 +19,7 @@ from texdistill.errors import CheckpointError
 from texdistill.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
+from texdistill.textures import random_rolls
 from texdistill.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class ExpertTrainer:
             loss_sum, correct = 0.0, 0
             for batch in shuffled_batches(len(data.train_images), cfg.batch_train, generator):
                 x = self.space.encode(data.train_images[batch]).to(self.device)
+                if cfg.wrap_shift:
+                    x = random_rolls(x, cfg.wrap_shift, generator)
                 y = data.train_labels[batch].to(self.device)
                 loss, right = sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator))
                 loss_sum += loss * len(batch)

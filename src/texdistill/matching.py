@@ -41,6 +41,11 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # �
 # torch.compile takes (it does not take autograd.grad(create_graph=True)) and makes ~1.5–2× faster.
 # tests/test_matching.py checks that both formulations agree.
 
+def _soft(targets: torch.Tensor) -> bool:
+    """Soft-label targets (B, K) are learned, so the kernels differentiate through them too."""
+    return targets.is_floating_point()
+
+
 def _autograd_grad(loss: LossFn, theta, view, targets):
     with torch.enable_grad():
         theta = theta.detach().requires_grad_(True)
@@ -50,15 +55,21 @@ def _autograd_grad(loss: LossFn, theta, view, targets):
 def _autograd_hessian_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
         theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
+        soft = _soft(targets)
+        targets = targets.detach().requires_grad_(soft)
         g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
-        return (g.detach(), *torch.autograd.grad(g, [theta, view], lam))
+        products = torch.autograd.grad(g, [theta, view, targets] if soft else [theta, view], lam)
+        return (g.detach(), *products, *(() if soft else (None,)))
 
 
 def _autograd_cross_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
         theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
+        soft = _soft(targets)
+        targets = targets.detach().requires_grad_(soft)
         g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
-        return torch.autograd.grad(g, view, lam)[0]
+        products = torch.autograd.grad(g, [view, targets] if soft else [view], lam)
+        return (*products, *(() if soft else (None,)))
 
 
 def _func_grad(loss: LossFn, theta, view, targets):
@@ -66,13 +77,18 @@ def _func_grad(loss: LossFn, theta, view, targets):
 
 
 def _func_hessian_product(loss: LossFn, theta, view, targets, lam):
-    g, pullback = vjp(lambda t, v: grad(loss)(t, v, targets), theta, view)  # reverse-over-reverse
-    return (g, *pullback(lam))
+    if _soft(targets):
+        g, pullback = vjp(grad(loss), theta, view, targets)  # reverse-over-reverse
+        return (g, *pullback(lam))
+    g, pullback = vjp(lambda t, v: grad(loss)(t, v, targets), theta, view)
+    return (g, *pullback(lam), None)
 
 
 def _func_cross_product(loss: LossFn, theta, view, targets, lam):
-    # forward-over-reverse: the derivative of ∇_view ℓ along θ + ελ (the compiled one is the fastest)
-    return jvp(lambda t: grad(loss, argnums=1)(t, view, targets), (theta,), (lam,))[1]
+    # forward-over-reverse: the derivative of ∇_view ℓ (and ∇_targets ℓ) along θ + ελ (the fastest compiled)
+    if _soft(targets):
+        return jvp(lambda t: grad(loss, argnums=(1, 2))(t, view, targets), (theta,), (lam,))[1]
+    return jvp(lambda t: grad(loss, argnums=1)(t, view, targets), (theta,), (lam,))[1], None
 
 
 EAGER_KERNELS = {"grad": _autograd_grad, "hessian_product": _autograd_hessian_product,
@@ -114,13 +130,14 @@ class Student:
         return self._run("grad", theta, view, targets)
 
     def hessian_product(self, theta: torch.Tensor, view: torch.Tensor, targets: torch.Tensor,
-                        lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(g, H_θθ λ, H_xθ λ): the gradient and the vector–Hessian product ∂⟨g, λ⟩/∂(θ, view)."""
+                        lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(g, H_θθ λ, H_xθ λ, H_yθ λ): the gradient and the vector–Hessian product ∂⟨g, λ⟩/∂(θ, view, targets);
+        the last is None for hard labels."""
         return self._run("hessian_product", theta, view, targets, lam)
 
     def cross_product(self, theta: torch.Tensor, view: torch.Tensor, targets: torch.Tensor,
-                      lam: torch.Tensor) -> torch.Tensor:
-        """H_xθ λ = ∂⟨g, λ⟩/∂view alone: what `first-order` needs."""
+                      lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(H_xθ λ, H_yθ λ) = ∂⟨g, λ⟩/∂(view, targets) without H_θθ λ: what `first-order` needs."""
         return self._run("cross_product", theta, view, targets, lam)
 
     def _run(self, name: str, *args: torch.Tensor):
@@ -159,6 +176,7 @@ class MatchResult:
     loss: torch.Tensor  # () the normalised matching loss
     pixel_grad: torch.Tensor  # like synthetic.pixels
     lr_grad: torch.Tensor  # () ∂L/∂η
+    label_grad: torch.Tensor | None = None  # like synthetic.label_logits (soft labels only)
 
 
 def matching_loss(theta_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -176,8 +194,9 @@ def unroll_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Ten
         grad_, = torch.autograd.grad(student.loss(theta, x, targets, seed), theta, create_graph=True)
         theta = theta - eta * grad_
     loss = matching_loss(theta, problem.start, problem.target)
-    pixel_grad, lr_grad = torch.autograd.grad(loss, [synthetic.pixels, eta])
-    return MatchResult(loss.detach(), pixel_grad, lr_grad)
+    soft = [] if synthetic.label_logits is None else [synthetic.label_logits]
+    pixel_grad, lr_grad, *label_grad = torch.autograd.grad(loss, [synthetic.pixels, eta, *soft])
+    return MatchResult(loss.detach(), pixel_grad, lr_grad, *label_grad)
 
 
 def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Tensor,
@@ -216,6 +235,7 @@ class ReplayedStep:
     targets: torch.Tensor  # (b,) or (b, K)
     weight: float  # b / B: this slice's share of the batch-mean loss
     pixels_of: Callable[[torch.Tensor], torch.Tensor]  # pull-back of a view cotangent to the pixels
+    labels_of: Callable[[torch.Tensor], torch.Tensor]  # pull-back of a soft-target cotangent to the label logits
 
 
 def replayed_step(student: Student, synthetic: SyntheticSet, seed: int) -> ReplayedStep:
@@ -229,10 +249,23 @@ def replayed_step(student: Student, synthetic: SyntheticSet, seed: int) -> Repla
     rows = distributed.my_rows(len(view))
     view = view[rows]
 
+    targets = targets[rows]
+
     def pixels_of(cotangent: torch.Tensor) -> torch.Tensor:
         return torch.autograd.grad(view, synthetic.pixels, cotangent)[0]
 
-    return ReplayedStep(view.detach(), targets[rows], view.shape[0] / len(x), pixels_of)
+    def labels_of(cotangent: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(targets, synthetic.label_logits, cotangent)[0]
+
+    return ReplayedStep(view.detach(), targets.detach(), view.shape[0] / len(x), pixels_of, labels_of)
+
+
+def _label_grad_buffer(synthetic: SyntheticSet) -> torch.Tensor | None:
+    return None if synthetic.label_logits is None else torch.zeros_like(synthetic.label_logits)
+
+
+def _summed(grad_: torch.Tensor | None) -> torch.Tensor | None:
+    return None if grad_ is None else distributed.all_reduce_sum(grad_)
 
 
 def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
@@ -246,15 +279,19 @@ def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tens
     eta = syn_lr.detach()
     thetas, theta_end, _ = student_trajectory(student, synthetic, eta, problem)
     loss, lam = loss_and_adjoint(theta_end, problem)
-    pixel_grad = torch.zeros_like(synthetic.pixels)
+    pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
         step = replayed_step(student, synthetic, problem.step_seeds[i])
-        g, h_theta, h_view = student.hessian_product(thetas[i].to(lam.device), step.view, step.targets, lam)
+        g, h_theta, h_view, h_targets = student.hessian_product(thetas[i].to(lam.device), step.view,
+                                                                step.targets, lam)
         lr_grad -= (lam * g).sum() * step.weight
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
+        if label_grad is not None:
+            label_grad -= (eta * step.weight) * step.labels_of(h_targets)
         lam = lam - eta * distributed.all_reduce_sum(h_theta * step.weight)  # λ_i from λ_{i+1}
-    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), distributed.all_reduce_sum(lr_grad))
+    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), distributed.all_reduce_sum(lr_grad),
+                       _summed(label_grad))
 
 
 def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
@@ -263,12 +300,14 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
     eta = syn_lr.detach()
     thetas, theta_end, grad_sum = student_trajectory(student, synthetic, eta, problem)
     loss, lam = loss_and_adjoint(theta_end, problem)
-    pixel_grad = torch.zeros_like(synthetic.pixels)
+    pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
     for theta, seed in zip(thetas, problem.step_seeds):
         step = replayed_step(student, synthetic, seed)
-        h_view = student.cross_product(theta.to(lam.device), step.view, step.targets, lam)
+        h_view, h_targets = student.cross_product(theta.to(lam.device), step.view, step.targets, lam)
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
-    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), -(lam * grad_sum).sum())
+        if label_grad is not None:
+            label_grad -= (eta * step.weight) * step.labels_of(h_targets)
+    return MatchResult(loss, distributed.all_reduce_sum(pixel_grad), -(lam * grad_sum).sum(), _summed(label_grad))
 
 
 GradientMode = Callable[[Student, SyntheticSet, torch.Tensor, MatchProblem], MatchResult]

@@ -35,7 +35,11 @@ class Draw:
 
 
 class SyntheticSet(nn.Module):
-    """Base: learnable `pixels`, fixed `labels`; subclasses define how a batch is drawn."""
+    """Base: learnable `pixels`, fixed `labels`; subclasses define how a batch is drawn.
+
+    With soft labels (`label_logits`, one row of class logits per image or canvas, DATM) a batch's targets
+    are the softmax of its items' rows (B, K) and are learned too; `labels` stay the class each item shows.
+    """
 
     kind: str
     periodic: bool  # whether pixels are tori (wrap around): the pixel space's decode treats them so
@@ -46,6 +50,20 @@ class SyntheticSet(nn.Module):
         self.pixels = nn.Parameter(pixels)
         self.register_buffer("labels", labels)
         self.num_classes = num_classes
+        self.label_logits: nn.Parameter | None = None
+
+    def use_soft_labels(self, logits: torch.Tensor) -> None:
+        """Learn soft labels from now on, starting at `logits` (items, K)."""
+        if logits.shape != (len(self.labels), self.num_classes):
+            raise ValueError(f"soft-label logits of shape {tuple(logits.shape)} for {len(self.labels)} items of "
+                             f"{self.num_classes} classes")
+        self.label_logits = nn.Parameter(logits.to(self.pixels.device, self.pixels.dtype))
+
+    def targets(self, index: torch.Tensor) -> torch.Tensor:
+        """Training targets of items `index`: class indices (B,), or soft-label probabilities (B, K)."""
+        if self.label_logits is None:
+            return self.labels[index]
+        return torch.softmax(self.label_logits[index], dim=1)
 
     def draw(self, seed: int, per_class: int | None = None) -> Draw:
         raise NotImplementedError
@@ -99,7 +117,8 @@ class SyntheticSet(nn.Module):
         return {"kind": self.kind, "num_classes": self.num_classes}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"pixels": self.pixels.detach(), "labels": self.labels}
+        soft = {} if self.label_logits is None else {"label_logits": self.label_logits.detach()}
+        return {"pixels": self.pixels.detach(), "labels": self.labels, **soft}
 
 
 class ImageSet(SyntheticSet):
@@ -123,7 +142,7 @@ class ImageSet(SyntheticSet):
 
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         index = draw.index.to(self.pixels.device)
-        return self.pixels[index], self.labels[index]
+        return self.pixels[index], self.targets(index)
 
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return image_grid(to_uint8(self.class_pixels(label)))
@@ -172,7 +191,7 @@ class TextureCanvas(SyntheticSet):
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.pixels.device
         crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
-        return crops, self.labels[draw.index.to(device)]
+        return crops, self.targets(draw.index.to(device))
 
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return to_uint8(self.class_pixels(label))[0]
@@ -265,5 +284,9 @@ def from_state(settings: dict, tensors: dict[str, torch.Tensor]) -> SyntheticSet
     """Rebuild a set saved with settings() and state_tensors()."""
     pixels, labels, k = tensors["pixels"], tensors["labels"], settings["num_classes"]
     if settings["kind"] == "texture":
-        return TextureCanvas(pixels, labels, k, tuple(settings["crop"]), settings["canvas_samples"])
-    return ImageSet(pixels, labels, k, settings.get("batch"))
+        synthetic = TextureCanvas(pixels, labels, k, tuple(settings["crop"]), settings["canvas_samples"])
+    else:
+        synthetic = ImageSet(pixels, labels, k, settings.get("batch"))
+    if "label_logits" in tensors:
+        synthetic.use_soft_labels(tensors["label_logits"])
+    return synthetic

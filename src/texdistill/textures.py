@@ -31,6 +31,16 @@ def wrap_crops(canvases: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx
     return picked.permute(0, 3, 1, 2)  # (B, C, h, w)
 
 
+def random_rolls(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image (B, C, H, W) rolled with wrap-around by a uniformly random (dy, dx) with `probability`
+    (else unchanged): the crops a texture canvas of that image tiled would give."""
+    b, _, h, w = images.shape
+    rolled = torch.rand(b, generator=generator) < probability
+    dy = torch.randint(h, (b,), generator=generator) * rolled
+    dx = torch.randint(w, (b,), generator=generator) * rolled
+    return wrap_crops(images, torch.arange(b, device=images.device), dy.to(images.device), dx.to(images.device), (h, w))
+
+
 def image_grid(images: torch.Tensor, columns: int | None = None, pad: int = 2) -> torch.Tensor:
     """Images (n, C, H, W) of one dtype laid out in a grid with `pad` pixels of spacing → (C, H', W')."""
     n, c, h, w = images.shape

@@ -1,0 +1,88 @@
+"""Why textures lag: the matching loss of the *initial* set when the student's crops fall at random offsets,
+as texture mode draws them, vs at offsets on the crop grid, where a real collage's crops are its real images.
+
+    python benchmarks/texture_offsets.py --experts runs/demo/experts [--problems 10] [--eta 0.01,0.003]
+
+No pixel is updated: every row starts the same expert segments (expert, start epoch, step seeds) from the
+same collage canvases (the demo preset's: 56-px canvases of 2 × 2 real 28-px images, 4 crops per canvas per
+step) and reports the mean ± std of L = ‖θ_N − θ*‖² / ‖θ_0 − θ*‖² at a fixed student lr η. L = 1 means the
+student got nowhere; L > 1 means its steps lead *away* from the expert. Image-mode rows train on real images
+(the same 4 per class as the aligned crops, and 1 per class) for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from texdistill.config import DistillConfig, build_config, preset_values
+from texdistill.distill import Distiller
+from texdistill.matching import MatchProblem, match
+from texdistill.synthetic import Draw, ImageSet, TextureCanvas
+
+
+class GridCrops(TextureCanvas):
+    """A TextureCanvas whose crops start on multiples of the crop size (a collage's crops = its images)."""
+
+    def draw(self, seed: int, per_class: int | None = None) -> Draw:
+        draw = super().draw(seed, per_class)
+        h, w = self.crop
+        return Draw(seed, draw.index, draw.dy - draw.dy % h, draw.dx - draw.dx % w)
+
+
+def distiller(experts: str, **changes) -> Distiller:
+    values = {**preset_values("demo"), "experts_dir": experts, "out": "/tmp/texture-offsets", **changes}
+    return Distiller(build_config(DistillConfig, values))
+
+
+def segments(d: Distiller, count: int, syn_steps: int, seed: int = 1) -> list[MatchProblem]:
+    g = torch.Generator().manual_seed(seed)
+    problems = []
+    for _ in range(count):
+        expert = int(torch.randint(len(d.bank.paths), (1,), generator=g))
+        start = int(torch.randint(d.cfg.min_start_epoch, d.cfg.max_start_epoch, (1,), generator=g))
+        theta_start, target = d.bank.epochs(expert, start, start + d.cfg.expert_epochs)
+        problems.append(MatchProblem(theta_start, target, [int(torch.randint(2**62, (1,), generator=g))
+                                                           for _ in range(syn_steps)]))
+    return problems
+
+
+def mean_loss(d: Distiller, synthetic, problems: list[MatchProblem], eta: float) -> str:
+    losses = [float(match("remat", d.student, synthetic, torch.tensor(eta), p).loss) for p in problems]
+    return f"{statistics.mean(losses):.3f} ± {statistics.stdev(losses):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experts", default="runs/demo/experts", help="expert folder (demo-scale experts)")
+    parser.add_argument("--problems", type=int, default=10, help="expert segments per row")
+    parser.add_argument("--eta", default="0.01,0.003", help="student lrs, comma-separated")
+    args = parser.parse_args()
+    texture = distiller(args.experts, texture=True)
+    canvas = texture.synthetic
+    grid = GridCrops(canvas.pixels.detach(), canvas.labels, canvas.num_classes, canvas.crop, canvas.canvas_samples)
+    # the collage's 4 images per class, as an image set: what the aligned crops show
+    h, w = canvas.crop
+    images = canvas.pixels.detach().unfold(2, h, h).unfold(3, w, w)  # (K, C, 2, 2, h, w)
+    images = images.permute(0, 2, 3, 1, 4, 5).reshape(-1, canvas.pixels.shape[1], h, w)
+    per_class = images.shape[0] // canvas.num_classes
+    ipc4 = ImageSet(images, torch.arange(canvas.num_classes).repeat_interleave(per_class), canvas.num_classes)
+    ipc1 = ImageSet(images[::per_class], torch.arange(canvas.num_classes), canvas.num_classes)
+    problems = segments(texture, args.problems, texture.cfg.syn_steps)
+    print(f"{args.problems} expert segments from {args.experts}, {texture.cfg.syn_steps} student steps each; "
+          f"matching loss at the initial set (1 = no progress)")
+    print(f"{'student trains on':58s}" + "".join(f"{'η ' + e:>16s}" for e in args.eta.split(",")))
+    rows = [("canvas crops at random offsets (texture mode)", canvas),
+            ("canvas crops on the crop grid (= the collage's real images)", grid),
+            ("the same real images as an image set (IPC 4)", ipc4),
+            ("one real image per class (IPC 1)", ipc1)]
+    for name, synthetic in rows:
+        print(f"{name:58s}" + "".join(f"{mean_loss(texture, synthetic, problems, float(e)):>16s}"
+                                      for e in args.eta.split(",")))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    main()

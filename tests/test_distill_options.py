@@ -1,0 +1,70 @@
+"""The distillation options beyond MTT: soft labels (DATM), a moving average of the pixels, the
+difficulty-scheduled start epochs; each must survive a checkpoint bit for bit."""
+
+import shutil
+
+import pytest
+import torch
+from tinyrun import distill_cli, evaluate_cli, with_option
+
+from texdistill.cli import main
+from texdistill.config import DistillConfig, build_config
+from texdistill.distill import CHECKPOINT, Distiller, load_result
+from texdistill.evaluate import EVAL_FILE
+from texdistill.storage import load_tensors, read_json
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+OPTIONS = ["--soft-labels", "--ema-decay", "0.9", "--start-ramp", "3", "--texture", "--canvas-samples", "2"]
+
+
+def _argv(iterations: int) -> list[str]:
+    return [*with_option(distill_cli(), "--iterations", str(iterations)), *OPTIONS]
+
+
+def test_soft_labels_and_ema_resume_bit_exactly_and_evaluate(tmp_path, tiny_experts):
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    for folder in (reference, run):
+        shutil.copytree(tiny_experts, folder)
+    assert main([*_argv(4), "--out", str(reference)]) == 0
+    assert main([*_argv(2), "--out", str(run)]) == 0  # stop at the checkpoint of iteration 2 …
+    assert main([*_argv(4), "--out", str(run)]) == 0  # … and continue to 4
+    ours, _ = load_tensors(run / CHECKPOINT)
+    theirs, _ = load_tensors(reference / CHECKPOINT)
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    for key in ("now.label_logits", "now.momentum_label", "now.ema_pixels", "good.label_logits"):
+        assert key in ours
+
+    synthetic, _, _ = load_result(reference)
+    assert torch.equal(synthetic.pixels, theirs["now.ema_pixels"])  # the result is the average …
+    assert not torch.equal(synthetic.pixels, theirs["now.pixels"])  # … not the last iterate
+    assert torch.equal(synthetic.label_logits, theirs["now.label_logits"])
+    x, targets = synthetic.sample(0)
+    assert targets.shape == (len(x), synthetic.num_classes) and torch.allclose(targets.sum(1), torch.ones(len(x)))
+
+    assert main([*evaluate_cli(), "--out", str(reference)]) == 0  # evaluation trains on the soft labels
+    assert read_json(reference / EVAL_FILE)["complete"]
+
+
+def test_soft_labels_start_on_their_class_and_the_start_epochs_ramp_up(tmp_path, tiny_experts):
+    values = {"data": "fashion-mnist", "out": str(tmp_path), "experts_dir": str(tiny_experts / "experts"),
+              "soft_labels": True, "ipc": 2, "max_start_epoch": 2, "expert_epochs": 1, "start_ramp": 4}
+    args = distill_cli()
+    values.update(data_dir=args[args.index("--data-dir") + 1], res=int(args[args.index("--res") + 1]),
+                  width=int(args[args.index("--width") + 1]))
+    distiller = Distiller(build_config(DistillConfig, values))
+    synthetic = distiller.synthetic
+    assert torch.equal(synthetic.label_logits.argmax(1), synthetic.labels)
+    assert synthetic.label_logits.std(1).min() > 0  # the expert's logits, not one-hot
+    bounds = []
+    for iteration in range(6):
+        distiller.iteration = iteration
+        bounds.append(distiller.start_epoch_bound())
+    assert bounds == [1, 1, 1, 1, 2, 2]
+
+
+def test_a_checkpoint_from_before_an_option_existed_still_resumes():
+    saved = DistillConfig().to_dict()
+    del saved["ema_decay"]  # written by a texdistill without --ema-decay
+    assert DistillConfig().changes_from(saved) == []
+    assert DistillConfig(ema_decay=0.5).changes_from(saved) == ["--ema-decay 0.0 → 0.5"]
