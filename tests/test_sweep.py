@@ -4,6 +4,7 @@ import pytest
 from tinyrun import SIDE, _data_dir, one_thread
 
 from texdistill.cli import main
+from texdistill.sweep import experts_folder
 
 
 def tiny_spec(path, rows, base=None):
@@ -67,3 +68,12 @@ def test_unknown_rows_are_named(tmp_path, capsys):
     (tmp_path / "spec.json").write_text('{"rows": {"a": {}, "b": {}}}')
     assert main(["sweep", str(tmp_path / "spec.json"), "--rows", "a,c"]) == 2
     assert "--rows names c" in capsys.readouterr().err
+
+
+def test_the_experts_folder_name_depends_only_on_options_off_their_defaults(tmp_path):
+    values = {"data": "fashion-demo", "width": 8, "epochs": 2}
+    plain = experts_folder(tmp_path, values)
+    assert experts_folder(tmp_path, {**values, "wrap_shift": 0.0}) == plain  # a default spelled out: the same
+    assert experts_folder(tmp_path, {**values, "num_experts": 9}) != plain  # another expert count: its own
+    assert experts_folder(tmp_path, {**values, "wrap_shift": 0.5}) != plain
+    assert experts_folder(tmp_path, {**values, "iterations": 7}) == plain  # not an experts option

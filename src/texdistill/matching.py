@@ -12,6 +12,10 @@ GRADIENT_MODES:
   ∂L/∂η −= ⟨λ_{i+1}, g_i⟩. Peak memory: one step's graph, plus the N vectors θ_i (P floats each; in host
   memory on a GPU run, so GPU memory does not grow with N at all).
 - `first-order` (approximate): the same sweep without the H_θθ term, i.e. λ_i = λ_N for every step.
+
+With learned soft labels (targets Y = softmax of the set's label logits) every mode also returns ∂L/∂logits:
+the replayed step's product differentiates ⟨g_i, λ_{i+1}⟩ with respect to Y as well (H_yθ λ), pulled back
+through the softmax like the view's product through the crops and DSA.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ only. After every row <out>/sweep.md and <out>/sweep.json hold the table so far.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -68,10 +69,14 @@ def row_values(spec: dict[str, Any], row: str) -> dict[str, Any]:
 
 
 def experts_folder(out: Path, values: dict[str, Any]) -> Path:
-    """Where the experts of these values live: one folder per distinct expert configuration."""
-    options = build_config(ExpertsConfig, {**values, "out": "."}).to_dict()
-    for key in ExpertsConfig.RESUMABLE - {"num_experts"}:
-        options.pop(key, None)
+    """Where the experts of these values live: one folder per distinct expert configuration.
+
+    The name hashes the options that differ from their defaults, so an option added to `texdistill experts`
+    later does not rename (and retrain) the experts of a sweep made before it.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(ExpertsConfig)}
+    options = {k: v for k, v in build_config(ExpertsConfig, {**values, "out": "."}).to_dict().items()
+               if k not in ExpertsConfig.RESUMABLE - {"num_experts"} and v != defaults.get(k, dataclasses.MISSING)}
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
     return out / f"experts-{digest}"
 
@@ -189,7 +194,8 @@ def _write_table(cfg: SweepConfig, spec: dict[str, Any]) -> list[dict[str, Any]]
     experts_times = {r["experts_dir"]: read_json(p) for r in records
                      if (p := cfg.run_dir / r["experts_dir"] / EXPERTS_FILE).exists()}
     footer = "".join(f"\n{name}: {t['num_experts']} experts × {t['epochs']} epochs, width {t['width']}: "
-                     f"{t['wall_s']:.0f} s wall, {t['cpu_s']:.0f} CPU s (shared by its rows)\n"
+                     f"{t['wall_s']:.0f} s wall, {t['cpu_s']:.0f} CPU s; rows "
+                     f"{', '.join(r['row'] for r in records if r['experts_dir'] == name)}\n"
                      for name, t in experts_times.items())
     write_json(cfg.run_dir / "sweep.json", {"spec": spec, "rows": records, "experts": experts_times})
     atomic_write_bytes(cfg.run_dir / "sweep.md", (table(records, spec) + footer).encode())

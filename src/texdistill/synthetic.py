@@ -72,7 +72,7 @@ class SyntheticSet(nn.Module):
         raise NotImplementedError
 
     def sample(self, seed: int, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training batch (images (B, C, H, W), labels (B,)) determined by `seed`; differentiable."""
+        """A training batch (images (B, C, H, W), targets (B,) or soft (B, K)) determined by `seed`; differentiable."""
         return self.take(self.draw(seed, per_class))
 
     def displayable(self, space: PixelSpace, pixels: torch.Tensor | None = None) -> torch.Tensor:
