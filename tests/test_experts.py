@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from texdistill import experts
 from texdistill.config import ExpertsConfig
 from texdistill.errors import CheckpointError
 from texdistill.experts import ExpertBank, ExpertTrainer, expert_path
@@ -83,3 +84,26 @@ def test_corrupt_trajectory_is_a_clear_error(tmp_path):
         ExpertBank.open(tmp_path)
     with pytest.raises(CheckpointError, match="no expert trajectories"):
         ExpertBank.open(tmp_path / "empty")
+
+
+def test_wrap_shift_experts_train_on_rolled_images(tmp_path, demo_data, monkeypatch):
+    seen = []
+    original = experts.sgd_step
+
+    def spy(model, optimizer, x, targets, dsa, seed):
+        seen.append(x)
+        return original(model, optimizer, x, targets, dsa, seed)
+
+    monkeypatch.setattr(experts, "sgd_step", spy)
+    runs = {}
+    for shift in (0.0, 1.0):
+        cfg = ExpertsConfig(out=str(tmp_path / str(shift)), width=8, num_experts=1, epochs=1, wrap_shift=shift)
+        seen.clear()
+        runs[shift] = (ExpertTrainer(cfg, demo_data).train_one(0), seen[0])
+    (plain, plain_batch), (rolled, rolled_batch) = runs[0.0], runs[1.0]
+    assert torch.equal(plain[0], rolled[0]) and not torch.equal(plain[-1], rolled[-1])  # same init, other data
+    # the first batch holds the same images, each rolled with wrap-around: same pixels, other places
+    assert torch.allclose(plain_batch.sum((1, 2, 3)), rolled_batch.sum((1, 2, 3)), atol=1e-3)
+    assert not torch.equal(plain_batch, rolled_batch)
+    meta = load_tensors(expert_path(tmp_path / "1.0" / "experts", 0))[1]
+    assert meta["config"]["wrap_shift"] == 1.0
