@@ -37,16 +37,10 @@ def distiller(experts: str, **changes) -> Distiller:
     return Distiller(build_config(DistillConfig, values))
 
 
-def segments(d: Distiller, count: int, syn_steps: int, seed: int = 1) -> list[MatchProblem]:
-    g = torch.Generator().manual_seed(seed)
-    problems = []
-    for _ in range(count):
-        expert = int(torch.randint(len(d.bank.paths), (1,), generator=g))
-        start = int(torch.randint(d.cfg.min_start_epoch, d.cfg.max_start_epoch, (1,), generator=g))
-        theta_start, target = d.bank.epochs(expert, start, start + d.cfg.expert_epochs)
-        problems.append(MatchProblem(theta_start, target, [int(torch.randint(2**62, (1,), generator=g))
-                                                           for _ in range(syn_steps)]))
-    return problems
+def segments(d: Distiller, count: int, seed: int = 1) -> list[MatchProblem]:
+    """`count` expert segments drawn as distillation draws them, from a generator seeded with `seed`."""
+    d.generator.manual_seed(seed)
+    return [d.draw_problem()[2] for _ in range(count)]
 
 
 def mean_loss(d: Distiller, synthetic, problems: list[MatchProblem], eta: float) -> str:
@@ -70,7 +64,7 @@ def main() -> None:
     per_class = images.shape[0] // canvas.num_classes
     ipc4 = ImageSet(images, torch.arange(canvas.num_classes).repeat_interleave(per_class), canvas.num_classes)
     ipc1 = ImageSet(images[::per_class], torch.arange(canvas.num_classes), canvas.num_classes)
-    problems = segments(texture, args.problems, texture.cfg.syn_steps)
+    problems = segments(texture, args.problems)
     print(f"{args.problems} expert segments from {args.experts}, {texture.cfg.syn_steps} student steps each; "
           f"matching loss at the initial set (1 = no progress)")
     print(f"{'student trains on':58s}" + "".join(f"{'η ' + e:>16s}" for e in args.eta.split(",")))

@@ -123,13 +123,16 @@ class CommonConfig:
         """The options as saved with a run (config.json, checkpoints), without the run-control flags."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """option → its default value (options without a default are left out)."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
     def changes_from(self, saved: dict[str, Any]) -> list[str]:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
-        # an option added after `saved` was written had its default then
-        saved = {**{f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING
-                    and f.name not in saved}, **saved}
+        saved = {**self.defaults(), **saved}  # an option added after `saved` was written had its default then
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
         return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
 

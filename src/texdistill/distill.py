@@ -131,11 +131,10 @@ class Distiller:
             draw = synthetic.draw(self.cfg.seed, per_class=4 * synthetic.crops_per_canvas)
         else:
             draw = Draw(self.cfg.seed, torch.arange(len(synthetic.labels)))
-        x, _ = synthetic.take(draw)
         index = draw.index.to(self.device)
         items = len(synthetic.labels)
         with torch.no_grad():
-            per_sample = self.flat.forward(theta, x.detach())
+            per_sample = self.flat.forward(theta, synthetic.take(draw)[0])
             logits = (torch.zeros(items, synthetic.num_classes, device=self.device).index_add_(0, index, per_sample)
                       / torch.bincount(index, minlength=items).unsqueeze(1))
             rows = torch.arange(items, device=self.device)
@@ -159,12 +158,8 @@ class Distiller:
     # ---- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:
         """One distillation iteration; returns its log record (with "skipped" if it was not finite)."""
-        cfg, g = self.cfg, self.generator
-        expert = int(torch.randint(len(self.bank.paths), (1,), generator=g))
-        start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
-        start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
-                                                                       start_epoch + cfg.expert_epochs))
-        problem = MatchProblem(start, target, [random_seed(g) for _ in range(cfg.syn_steps)])
+        cfg = self.cfg
+        expert, start_epoch, problem = self.draw_problem()
         result = match(cfg.grad_mode, self.student, self.synthetic, self.syn_lr, problem)
         if self.step_hook is not None:
             result = self.step_hook(self.iteration + 1, result)
@@ -199,6 +194,15 @@ class Distiller:
         self.iteration += 1
         return record
 
+    def draw_problem(self) -> tuple[int, int, MatchProblem]:
+        """(expert, start epoch, problem) of the next iteration, drawn from the run's generator."""
+        cfg, g = self.cfg, self.generator
+        expert = int(torch.randint(len(self.bank.paths), (1,), generator=g))
+        start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
+        start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
+                                                                       start_epoch + cfg.expert_epochs))
+        return expert, start_epoch, MatchProblem(start, target, [random_seed(g) for _ in range(cfg.syn_steps)])
+
     def start_epoch_bound(self) -> int:
         """The exclusive upper bound of this iteration's start epoch (grows over --start-ramp iterations)."""
         cfg = self.cfg
@@ -207,37 +211,34 @@ class Distiller:
         span = cfg.max_start_epoch - cfg.min_start_epoch - 1
         return cfg.min_start_epoch + 1 + span * self.iteration // cfg.start_ramp
 
-    def _optimised(self) -> list[tuple[torch.optim.Optimizer | None, torch.Tensor | None, str]]:
-        """(optimiser, tensor, OptimState field of its momentum) of everything an update changes."""
-        return [(self.opt_img, self.synthetic.pixels, "momentum_img"), (self.opt_lr, self.log_syn_lr, "momentum_lr"),
-                (self.opt_label, self.synthetic.label_logits, "momentum_label")]
+    def _live(self) -> dict[str, torch.Tensor]:
+        """OptimState field → the tensor of this run it copies (absent: no soft labels / no EMA)."""
+        live = {"pixels": self.synthetic.pixels, "log_syn_lr": self.log_syn_lr,
+                "label_logits": self.synthetic.label_logits, "ema_pixels": self.ema_pixels}
+        return {name: t for name, t in live.items() if t is not None}
+
+    def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor]]:
+        """OptimState momentum field → (optimiser, the parameter it steps)."""
+        optimisers = {"momentum_img": (self.opt_img, self.synthetic.pixels),
+                      "momentum_lr": (self.opt_lr, self.log_syn_lr),
+                      "momentum_label": (self.opt_label, self.synthetic.label_logits)}
+        return {name: pair for name, pair in optimisers.items() if pair[0] is not None}
 
     def capture(self) -> OptimState:
         """A copy of what an update changes."""
-        def copy(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.detach().clone()
-
-        def momentum(opt: torch.optim.Optimizer | None) -> torch.Tensor | None:
-            return None if opt is None else copy(next(iter(opt.state.values()), {}).get("momentum_buffer"))
-
-        return OptimState(copy(self.synthetic.pixels), copy(self.log_syn_lr), momentum(self.opt_img),
-                          momentum(self.opt_lr), copy(self.synthetic.label_logits), momentum(self.opt_label),
-                          copy(self.ema_pixels))
+        momenta = {name: next(iter(opt.state.values()), {}).get("momentum_buffer")
+                   for name, (opt, _) in self._optimisers().items()}
+        return OptimState(**{name: None if t is None else t.detach().clone()
+                             for name, t in {**self._live(), **momenta}.items()})
 
     def restore(self, state: OptimState) -> None:
         """Put a captured state back (a momentum of None means: the optimiser has not stepped yet)."""
         with torch.no_grad():
-            self.synthetic.pixels.copy_(state.pixels)
-            self.log_syn_lr.copy_(state.log_syn_lr)
-            if self.synthetic.label_logits is not None:
-                self.synthetic.label_logits.copy_(state.label_logits)
-            if self.ema_pixels is not None:
-                self.ema_pixels.copy_(state.ema_pixels)
-        for opt, param, field in self._optimised():
-            if opt is None:
-                continue
+            for name, t in self._live().items():
+                t.copy_(getattr(state, name))
+        for name, (opt, param) in self._optimisers().items():
             opt.state.pop(param, None)
-            buf = getattr(state, field)
+            buf = getattr(state, name)
             if buf is not None:
                 opt.state[param]["momentum_buffer"] = buf.clone()
 
@@ -351,16 +352,10 @@ class Distiller:
 
     def _checkpoint_layout(self) -> dict[str, tuple[torch.Size, bool]]:
         """Checkpoint tensor name → (shape, required); momenta are absent before the first step."""
-        pixels, eta = self.synthetic.pixels.shape, self.log_syn_lr.shape
         layout = {"generator": (self.generator.get_state().shape, True)}
         for prefix in ("now", "good"):
-            layout.update({f"{prefix}.pixels": (pixels, True), f"{prefix}.log_syn_lr": (eta, True),
-                           f"{prefix}.momentum_img": (pixels, False), f"{prefix}.momentum_lr": (eta, False)})
-            if self.synthetic.label_logits is not None:
-                labels = self.synthetic.label_logits.shape
-                layout.update({f"{prefix}.label_logits": (labels, True), f"{prefix}.momentum_label": (labels, False)})
-            if self.ema_pixels is not None:
-                layout[f"{prefix}.ema_pixels"] = (pixels, True)
+            layout.update({f"{prefix}.{name}": (t.shape, True) for name, t in self._live().items()})
+            layout.update({f"{prefix}.{name}": (param.shape, False) for name, (_, param) in self._optimisers().items()})
         return layout
 
     def _require_finite(self) -> None:

@@ -56,24 +56,27 @@ def _autograd_grad(loss: LossFn, theta, view, targets):
         return torch.autograd.grad(loss(theta, view, targets), theta)[0]
 
 
+def _gradient_with_graph(loss: LossFn, theta, view, targets):
+    """g = ∇_θ ℓ with the graph of its computation, the θ leaf, and the other leaves a product of g
+    differentiates: the view, and soft-label targets. Call under enable_grad."""
+    theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
+    targets = targets.detach().requires_grad_(_soft(targets))
+    g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
+    return g, theta, [view, targets] if _soft(targets) else [view]
+
+
 def _autograd_hessian_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
-        theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
-        soft = _soft(targets)
-        targets = targets.detach().requires_grad_(soft)
-        g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
-        products = torch.autograd.grad(g, [theta, view, targets] if soft else [theta, view], lam)
-        return (g.detach(), *products, *(() if soft else (None,)))
+        g, theta, leaves = _gradient_with_graph(loss, theta, view, targets)
+        products = torch.autograd.grad(g, [theta, *leaves], lam)
+        return (g.detach(), *products, *(() if len(leaves) == 2 else (None,)))
 
 
 def _autograd_cross_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
-        theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
-        soft = _soft(targets)
-        targets = targets.detach().requires_grad_(soft)
-        g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
-        products = torch.autograd.grad(g, [view, targets] if soft else [view], lam)
-        return (*products, *(() if soft else (None,)))
+        g, _, leaves = _gradient_with_graph(loss, theta, view, targets)
+        products = torch.autograd.grad(g, leaves, lam)
+        return (*products, *(() if len(leaves) == 2 else (None,)))
 
 
 def _func_grad(loss: LossFn, theta, view, targets):
@@ -251,9 +254,7 @@ def replayed_step(student: Student, synthetic: SyntheticSet, seed: int) -> Repla
     x, targets = synthetic.sample(seed)
     view = student.view(x, seed)
     rows = distributed.my_rows(len(view))
-    view = view[rows]
-
-    targets = targets[rows]
+    view, targets = view[rows], targets[rows]
 
     def pixels_of(cotangent: torch.Tensor) -> torch.Tensor:
         return torch.autograd.grad(view, synthetic.pixels, cotangent)[0]

@@ -13,7 +13,6 @@ only. After every row <out>/sweep.md and <out>/sweep.json hold the table so far.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -74,9 +73,9 @@ def experts_folder(out: Path, values: dict[str, Any]) -> Path:
     The name hashes the options that differ from their defaults, so an option added to `texdistill experts`
     later does not rename (and retrain) the experts of a sweep made before it.
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(ExpertsConfig)}
+    defaults = ExpertsConfig.defaults()
     options = {k: v for k, v in build_config(ExpertsConfig, {**values, "out": "."}).to_dict().items()
-               if k not in ExpertsConfig.RESUMABLE - {"num_experts"} and v != defaults.get(k, dataclasses.MISSING)}
+               if k not in ExpertsConfig.RESUMABLE - {"num_experts"} and (k not in defaults or v != defaults[k])}
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
     return out / f"experts-{digest}"
 
