@@ -3,13 +3,13 @@ import torch
 
 from conftest import tiny_flat
 from texdistill.augment import DSAConfig
-from texdistill.config import GRAD_MODES, DistillConfig
-from texdistill.matching import (COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match,
-                                 matching_loss)
+from texdistill.config import GRAD_MODES, MATCH_LOSSES, DistillConfig
+from texdistill.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match
 from texdistill.synthetic import ImageSet, TextureCanvas
 
 
-def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool = False):
+def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool = False,
+                 loss: str = "normalized"):
     """A float64 student with DSA, a synthetic set of 3 classes (soft labels: learned) and an expert segment."""
     flat = tiny_flat(seed=seed)
     g = torch.Generator().manual_seed(seed)
@@ -24,7 +24,7 @@ def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "
         synthetic.use_soft_labels(torch.randn(len(synthetic.labels), 3, generator=g, dtype=torch.float64))
     start = flat.get()
     target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64)
-    problem = MatchProblem(start, target, [11 * (i + 1) for i in range(steps)])
+    problem = MatchProblem(start, target, [11 * (i + 1) for i in range(steps)], loss, tuple(flat.numels))
     return Student(flat, DSAConfig(mode=dsa_mode)), synthetic, problem
 
 
@@ -46,9 +46,10 @@ def loss_at(student, synthetic, problem, pixels, eta, logits=None):
     return loss
 
 
+@pytest.mark.parametrize("loss", MATCH_LOSSES)
 @pytest.mark.parametrize("texture", [False, True])
-def test_unroll_gradient_matches_finite_differences(texture):
-    student, synthetic, problem = tiny_problem(texture)
+def test_unroll_gradient_matches_finite_differences(texture, loss):
+    student, synthetic, problem = tiny_problem(texture, loss=loss)
     eta = torch.tensor(0.05, dtype=torch.float64)
     result = match("unroll", student, synthetic, eta, problem)
     p0 = synthetic.pixels.detach().clone()
@@ -92,9 +93,19 @@ def test_remat_equals_unroll_with_soft_labels(texture):
     assert match("remat", *tiny_problem(texture)[:2], eta, problem).label_grad is None  # hard labels: none
 
 
-def test_matching_loss_is_one_at_the_start_and_zero_at_the_target():
-    start, target = torch.zeros(5), torch.ones(5)
-    assert matching_loss(start, start, target) == 1 and matching_loss(target, start, target) == 0
+@pytest.mark.parametrize("loss", MATCH_LOSSES)
+def test_matching_loss_is_one_at_the_start_and_zero_at_the_target(loss):
+    start, target = torch.zeros(5), torch.tensor([1.0, 1.0, 1.0, 2.0, 2.0])
+    problem = MatchProblem(start, target, [], loss, (3, 2))
+    assert problem.loss(start) == 1 and problem.loss(target) == 0
+
+
+def test_per_layer_loss_weighs_every_layer_alike():
+    start, target = torch.zeros(4), torch.tensor([1.0, 1.0, 1.0, 10.0])
+    halfway_small = torch.tensor([0.0, 0.0, 0.0, 10.0])  # the large layer matched, the small one not at all
+    problem = MatchProblem(start, target, [], "per-layer", (3, 1))
+    assert float(problem.loss(halfway_small)) == pytest.approx(0.5)
+    assert float(MatchProblem(start, target, []).loss(halfway_small)) == pytest.approx(3 / 103)
 
 
 def test_one_gradient_step_decreases_the_matching_loss():
@@ -115,9 +126,9 @@ def test_unknown_grad_mode_is_a_clear_error():
 
 
 @pytest.mark.parametrize("texture", [False, True])
-@pytest.mark.parametrize("dsa_mode", ["one", "all"])
-def test_remat_equals_unroll(texture, dsa_mode):
-    student, synthetic, problem = tiny_problem(texture, steps=6, dsa_mode=dsa_mode)
+@pytest.mark.parametrize("dsa_mode, loss", [("one", "normalized"), ("all", "normalized"), ("one", "per-layer")])
+def test_remat_equals_unroll(texture, dsa_mode, loss):
+    student, synthetic, problem = tiny_problem(texture, steps=6, dsa_mode=dsa_mode, loss=loss)
     eta = torch.tensor(0.05, dtype=torch.float64)
     exact = match("unroll", student, synthetic, eta, problem)
     remat = match("remat", student, synthetic, eta, problem)
@@ -152,9 +163,10 @@ def test_first_order_differs_from_the_exact_gradient_by_a_bounded_nonzero_amount
     assert float(approx.loss) == float(exact.loss)
 
 
-def test_first_order_is_exact_for_a_single_step():
+@pytest.mark.parametrize("loss", MATCH_LOSSES)
+def test_first_order_is_exact_for_a_single_step(loss):
     # with N = 1 the dropped term η H_θθ λ never enters: λ_0 is not used by any gradient
-    student, synthetic, problem = tiny_problem(texture=False, steps=1)
+    student, synthetic, problem = tiny_problem(texture=False, steps=1, loss=loss)
     eta = torch.tensor(0.05, dtype=torch.float64)
     exact = match("unroll", student, synthetic, eta, problem)
     approx = match("first-order", student, synthetic, eta, problem)

@@ -1,5 +1,6 @@
 import base64
 import io
+import xml.dom.minidom
 import json
 import os
 import re
@@ -53,7 +54,7 @@ def test_report_is_self_contained_and_complete(quick_demo):
         mime, data = decode_data_uri(url)
         kinds[mime] = kinds.get(mime, 0) + 1
         if mime == "image/svg+xml":
-            assert b"<svg" in data
+            xml.dom.minidom.parseString(data)  # well-formed, or the browser shows a broken image
         else:
             image = Image.open(io.BytesIO(data))
             image.load()
@@ -61,16 +62,21 @@ def test_report_is_self_contained_and_complete(quick_demo):
             if mime == "image/gif":
                 assert image.n_frames == snapshots
     # per class: CSS tile + canvas + 3×3 + evolution strip (PNG; the "Wear it" section adds its own), the
-    # animation (GIF); 2 plots (SVG)
-    assert kinds["image/png"] >= 40 and kinds["image/gif"] == 10 and kinds["image/svg+xml"] == 2
+    # animation (GIF); 3 plots (SVG: training curves, accuracy, wearability)
+    assert kinds["image/png"] >= 40 and kinds["image/gif"] == 10 and kinds["image/svg+xml"] == 3
     _, meta, _ = load_result(run)
     results = json.loads((run / "eval.json").read_text())
     for name in meta["class_names"]:
         assert f"<h3>{name}</h3>" in page and f"<tr><td>{name}</td>" in page
     assert 'id="wear-it"' in page
     for name, s in results["sets"].items():
-        assert f"<td>{name}</td><td>{100 * s['mean']:.2f} ± {100 * s['std']:.2f}</td>" in page
+        spread = "" if s["std"] is None else f" ± {100 * s['std']:.2f}"  # one model: no ±
+        assert f"<td>{name}</td><td>{100 * s['mean']:.2f}{spread}</td>" in page
         assert f"{results['seams'][name]['classes']['bag']['ratio']:.2f}" in page
+    wear = results["wearability"]["sets"]
+    assert set(wear) == set(results["sets"]) and 'id="wearability-table"' in page
+    for name, w in wear.items():
+        assert f"<td><b>{w['mean']:.2f}</b></td>" in page
 
 
 def test_report_of_an_image_run(image_run):
@@ -112,7 +118,7 @@ def test_report_in_headless_chromium(quick_demo, tmp_path):
                   "width": first["width"] + 2 * margin, "height": first["height"] + 2 * margin}
         shot = np.asarray(Image.open(io.BytesIO(browser.screenshot(region))).convert("RGB")).astype(int)
 
-    assert state["images"] == 42 and state["broken"] == 0, state  # per class 3 PNG + 1 GIF; 2 plots
+    assert state["images"] == 43 and state["broken"] == 0, state  # per class 3 PNG + 1 GIF; 3 plots
     assert len(state["tiles"]) == len(meta["class_names"])
     assert all(t["repeat"] == "repeat" and t["image"].startswith('url("data:image/png;base64,') for t in state["tiles"])
     # the tiled element paints the run's own canvas, repeated: compare with the canvas enlarged and tiled

@@ -157,3 +157,22 @@ def test_experts_store_the_zca_space(tmp_path):
     stored = ExpertBank.open(tmp_path / "experts").space()
     assert stored.whitened
     torch.testing.assert_close(stored.encode(data.test_images[:4]), trainer.space.encode(data.test_images[:4]))
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_projection_keeps_pixels_displayable(colour_space, periodic):
+    whitened, _ = colour_space
+    plain = PixelSpace([0.3, 0.4, 0.5], [0.2, 0.25, 0.3])
+    for space in (plain, whitened):
+        x = 3 * torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))  # far outside [0, 1] shown
+        projected = space.project(x, periodic)
+        shown = space.decode(projected, periodic)  # decode clamps: compare with the unclamped display values
+        unclamped = space.zca.unwhiten(projected, periodic) if space.zca else projected
+        unclamped = unclamped * space.std + space.mean
+        assert unclamped.min() > -1e-4 and unclamped.max() < 1 + 1e-4
+        torch.testing.assert_close(shown, unclamped.clamp(0, 1))
+        torch.testing.assert_close(space.project(projected, periodic), projected, atol=1e-4, rtol=1e-4)  # idempotent
+        inside = space.encode((torch.rand(2, 3, 12, 12) * 255).to(torch.uint8), periodic)
+        torch.testing.assert_close(space.project(inside, periodic), inside, atol=1e-4, rtol=1e-4)  # nothing to move
+    exact = plain.project(torch.tensor([[[[10.0]], [[-10.0]], [[0.0]]]]))
+    assert exact.flatten().tolist() == pytest.approx([(1 - 0.3) / 0.2, (0 - 0.4) / 0.25, 0.0])

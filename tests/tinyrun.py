@@ -47,7 +47,7 @@ def distill_cli() -> list[str]:
 
 
 def evaluate_cli() -> list[str]:
-    return ["evaluate", *common(), "--num-models", "1", "--eval-epochs", "1"]
+    return ["evaluate", *common(), "--num-models", "1", "--eval-epochs", "1", "--judge-epochs", "1"]
 
 
 @contextmanager

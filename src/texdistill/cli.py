@@ -52,6 +52,8 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
         from texdistill.distill import run
     elif stage == "evaluate":
         from texdistill.evaluate import run
+    elif stage == "run":
+        from texdistill.pipeline import run
     elif stage == "mockup":
         from texdistill.mockup import run
     elif stage == "export":
@@ -70,6 +72,7 @@ def _stage_runner(stage: str) -> Callable[[Any], Any]:
 STAGE_HELP = {"experts": "train expert networks on real data and store their trajectories",
               "distill": "learn synthetic images or tileable class textures by trajectory matching",
               "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines",
+              "run": "every stage with one set of options: experts, distill, evaluate, mock-ups, export, report",
               "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)",
               "export": "a run's previews, contact sheet, evolution, print tiles (--print) and Wang tiles (--wang)",
               "report": "RUN/report.html: a self-contained page of the run (opens offline)",

@@ -17,9 +17,11 @@ from typing import Any, ClassVar
 
 import torch
 
+from texdistill.architectures import ARCHITECTURES
 from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.errors import ConfigError
 from texdistill.garments import GARMENTS
+from texdistill.matching import GRADIENT_MODES, MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
 
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
@@ -161,7 +163,8 @@ class ExpertsConfig(CommonConfig):
         _require(0 <= self.wrap_shift <= 1, f"--wrap-shift must be in [0, 1], got {self.wrap_shift}")
 
 
-GRAD_MODES = ("unroll", "remat", "first-order")  # the keys of matching.GRADIENT_MODES
+GRAD_MODES = tuple(GRADIENT_MODES)
+MATCH_LOSSES = tuple(MATCH_LOSS_FUNCTIONS)
 COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, README "Gradient modes")
 
 
@@ -201,6 +204,21 @@ class DistillConfig(CommonConfig):
     lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
     ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
                                    "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
+    clamp_pixels: bool = option(False, "keep the pixels displayable: after every update, values a PNG cannot show "
+                                       "(below black, above white) are clamped, so what is evaluated and judged "
+                                       "is what the texture's PNG shows (MTT does not clamp)")
+    min_syn_lr: float = option(0.0, "floor of the learnable student lr η: it may fall to this and no further, so the "
+                                    "student cannot reach L ≈ 1 by standing still (texture mode); 0 = no floor")
+    recognition_weight: float = option(0.0, "weight β of the recognition term: the experts' cross-entropy on DSA "
+                                            "views of random crops (images) of the set, added to the matching loss "
+                                            "so every crop reads as its class; 0 = MTT's loss alone")
+    recognition_experts: int = option(3, "experts (at their last epoch) whose recognition one iteration uses")
+    recognition_crops: int = option(8, "crops per canvas (image mode: images per class) per iteration for the "
+                                       "recognition term")
+    match_loss: str = option("normalized", "the trajectory-matching loss: 'normalized' is MTT's ‖θ_N − θ*‖² / "
+                                           "‖θ_0 − θ*‖²; 'per-layer' takes that ratio per parameter tensor and "
+                                           "averages it, so small layers count as much as large ones",
+                             choices=MATCH_LOSSES)
     grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact "
                                      "with memory independent of syn_steps (replays each step backwards); "
                                      "'unroll' keeps the whole graph (exact, memory grows with syn_steps); "
@@ -231,6 +249,12 @@ class DistillConfig(CommonConfig):
         _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
         _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        _require(self.min_syn_lr >= 0, f"--min-syn-lr must be ≥ 0, got {self.min_syn_lr}")
+        _require(self.syn_lr_init is None or self.syn_lr_init >= self.min_syn_lr,
+                 f"--syn-lr-init {self.syn_lr_init} is below --min-syn-lr {self.min_syn_lr}")
+        _require(self.recognition_weight >= 0, f"--recognition-weight must be ≥ 0, got {self.recognition_weight}")
+        _require(self.recognition_experts >= 1 and self.recognition_crops >= 1,
+                 "--recognition-experts and --recognition-crops must be ≥ 1")
 
     @property
     def experts_path(self) -> Path:
@@ -247,21 +271,47 @@ class DistillConfig(CommonConfig):
 class EvalConfig(CommonConfig):
     """Train fresh networks on the distilled set only and report real test accuracy, with baselines."""
 
-    RESUMABLE = CommonConfig.RESUMABLE | {"num_models", "baselines"}
+    # wearability is recomputed by every run, so its options may change between a run and its resumption
+    RESUMABLE = CommonConfig.RESUMABLE | {"num_models", "baselines", "models", "judges", "judge_epochs", "wear_crops"}
 
-    num_models: int = option(5, "networks trained from scratch per evaluated set (mean ± std over them)")
+    num_models: int = option(5, "networks trained from scratch per evaluated set and architecture (mean ± sample "
+                                "std over them; 3 or more for a ± that means something)")
+    models: str = option("convnet", "architectures to evaluate on, comma-separated: 'convnet' (the distillation's "
+                                    "own), and for cross-architecture results convnet-bn, resnet18, resnet18-bn, "
+                                    "resnet10, vgg11, vgg11-bn, alexnet (README 'Cross-architecture')")
     eval_epochs: int = option(1000, "training epochs on the synthetic set (MTT: 1000; lr × 0.1 at half)")
     eval_lr: float | None = option(None, "SGD lr for the distilled set (default: the learned η)")
     eval_momentum: float = option(0.9, "SGD momentum")
     eval_weight_decay: float = option(5e-4, "SGD weight decay")
     eval_batch: int = option(256, "batch size on the synthetic set")
     baselines: bool = option(True, "also evaluate real images at the same pixel budget")
+    judges: str = option("convnet-bn,resnet10", "architectures of the independent judges of wearability (networks "
+                                                "trained on the real data only, cached per dataset); 'none' skips "
+                                                "wearability")
+    judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
+    wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_models", "eval_epochs", "eval_batch"):
+        unknown = [j for j in self.judge_list if j not in ARCHITECTURES]
+        _require(not unknown, f"unknown judge architecture {', '.join(unknown)} in --judges; choose from "
+                              f"{', '.join(ARCHITECTURES)} or 'none'")
+        unknown = [m for m in _names(self.models) or [] if m not in ARCHITECTURES]
+        _require(self.model_list and not unknown, f"unknown architecture {', '.join(unknown) or '(none given)'} in "
+                                                  f"--models; choose from {', '.join(ARCHITECTURES)}")
+        for name in ("num_models", "eval_epochs", "eval_batch", "judge_epochs", "wear_crops"):
             _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
         _require(self.eval_lr is None or self.eval_lr > 0, "--eval-lr must be > 0")
+
+    @property
+    def model_list(self) -> tuple[str, ...]:
+        """The architectures to evaluate on, in order, without repeats."""
+        return tuple(dict.fromkeys(_names(self.models) or []))
+
+    @property
+    def judge_list(self) -> tuple[str, ...]:
+        """The judges' architectures (empty with --judges none)."""
+        return tuple(j for j in _names(self.judges) or [] if j.lower() != "none")
 
 
 @dataclass
@@ -278,7 +328,9 @@ class BenchConfig(DistillConfig):
         "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
         "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
         "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every",
-        "max_bad_steps", "start_ramp", "soft_labels", "lr_label", "ema_decay")
+        "max_bad_steps", "start_ramp", "soft_labels", "lr_label", "ema_decay", "min_syn_lr", "match_loss",
+        "clamp_pixels", "recognition_weight",
+        "recognition_experts", "recognition_crops")
 
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")
@@ -313,8 +365,25 @@ class BenchConfig(DistillConfig):
         return _names(self.modes)
 
 
+@dataclass
+class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
+    """Run every stage with one set of options: experts → distill → evaluate → mock-ups → export → report.
+
+    Re-running the same command resumes where it stopped (finished experts are skipped, the distillation
+    continues from its checkpoint, the evaluation from its last model). The experts live in OUT/experts.
+    """
+
+    RESUMABLE = EvalConfig.RESUMABLE | DistillConfig.RESUMABLE | ExpertsConfig.RESUMABLE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.experts_dir is None, "`texdistill run` trains its experts in OUT/experts; to distil from "
+                                           "experts elsewhere run `texdistill distill --experts-dir …` and "
+                                           "`texdistill evaluate` instead")
+
+
 STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
-                                         "evaluate": EvalConfig}
+                                         "evaluate": EvalConfig, "run": PipelineConfig}
 # commands that take presets and config files like the stages, but neither train nor write a run
 TOOLS: dict[str, type[CommonConfig]] = {"bench": BenchConfig}
 
@@ -470,7 +539,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "num_experts": 1, "epochs": 2,
                     "texture": True, "canvas_size": 2.0, "init": "real", "syn_steps": 5, "expert_epochs": 1,
                     "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
-                    "num_models": 1, "eval_epochs": 30}),
+                    "num_models": 1, "eval_epochs": 30, "judge_epochs": 1}),
     "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, 400 iterations, "
                         "the canvases' moving average, 5 evaluation models",
                         {"data": "fashion-demo", "out": "runs/fashion-texture", "width": 64,

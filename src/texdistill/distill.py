@@ -30,6 +30,7 @@ from texdistill.errors import CheckpointError, ConfigError, NumericalError
 from texdistill.experts import ExpertBank, data_mismatch
 from texdistill.matching import MatchProblem, MatchResult, Student, match
 from texdistill.models import FlatParams, resolve_depth
+from texdistill.recognition import RecognitionTerm
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
 from texdistill.synthetic import Draw, SyntheticSet, TextureCanvas, build_synthetic, from_state
@@ -99,6 +100,8 @@ class Distiller:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, self.generator,
                                          cfg.ipc, cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn).to(self.device)
+        if cfg.clamp_pixels:  # noise starts displayable too
+            self.project_pixels()
         self.opt_label = None
         if cfg.soft_labels:
             self.synthetic.use_soft_labels(self.expert_logits())
@@ -108,6 +111,11 @@ class Distiller:
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(self.syn_lr_init), device=self.device))
         self.opt_img = torch.optim.SGD([self.synthetic.pixels], lr=cfg.lr_img, momentum=cfg.momentum_img)
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / self.syn_lr_init ** 2, momentum=0.5)
+        self.recognition = None
+        if cfg.recognition_weight:
+            last = [self.bank.epochs(e, self.bank.num_epochs)[0].to(self.device) for e in range(len(self.bank.paths))]
+            self.recognition = RecognitionTerm(cfg.recognition_weight, last, cfg.recognition_experts,
+                                               cfg.recognition_crops)
         self.iteration = 0
         self.bad_steps = 0
         self.good = self.capture()  # the state the last finite step started from
@@ -167,14 +175,26 @@ class Distiller:
         record = {"it": self.iteration + 1, "loss": float(result.loss), "syn_lr": float(self.syn_lr),
                   "lr_img": self.lr_img, "expert": expert, "start_epoch": start_epoch,
                   "grad_norm": float(result.pixel_grad.norm()), "lr_grad": float(lr_grad)}
+        if self.recognition is not None:
+            loss, grad = self.recognition.gradient(self.student, self.synthetic, random_seed(self.generator),
+                                                   self.generator)
+            record.update(recognition=float(loss), recognition_grad_norm=float(grad.norm()))
+            result.pixel_grad = result.pixel_grad + grad
+            record["grad_norm"] = float(result.pixel_grad.norm())
         finite_labels = result.label_grad is None or bool(torch.isfinite(result.label_grad).all())
-        if finite_labels and all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad")):
+        if finite_labels and all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad", "recognition")
+                                 if k in record):
             self.bad_steps = 0
             self.good = self.capture()
             self.synthetic.pixels.grad = result.pixel_grad
             self.log_syn_lr.grad = lr_grad.reshape(())
             self.opt_img.step()
+            if cfg.clamp_pixels:
+                self.project_pixels()
             self.opt_lr.step()
+            if cfg.min_syn_lr:
+                with torch.no_grad():
+                    self.log_syn_lr.clamp_(min=math.log(cfg.min_syn_lr))
             if self.opt_label is not None:
                 self.synthetic.label_logits.grad = result.label_grad
                 self.opt_label.step()
@@ -194,6 +214,11 @@ class Distiller:
         self.iteration += 1
         return record
 
+    def project_pixels(self) -> None:
+        """Move the pixels to the nearest ones a PNG can show (--clamp-pixels)."""
+        with torch.no_grad():
+            self.synthetic.pixels.copy_(self.space.project(self.synthetic.pixels, self.synthetic.periodic))
+
     def draw_problem(self) -> tuple[int, int, MatchProblem]:
         """(expert, start epoch, problem) of the next iteration, drawn from the run's generator."""
         cfg, g = self.cfg, self.generator
@@ -201,7 +226,8 @@ class Distiller:
         start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
         start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
                                                                        start_epoch + cfg.expert_epochs))
-        return expert, start_epoch, MatchProblem(start, target, [random_seed(g) for _ in range(cfg.syn_steps)])
+        seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
+        return expert, start_epoch, MatchProblem(start, target, seeds, cfg.match_loss, tuple(self.flat.numels))
 
     def start_epoch_bound(self) -> int:
         """The exclusive upper bound of this iteration's start epoch (grows over --start-ramp iterations)."""

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from texdistill import distributed
+from texdistill import architectures, distributed
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.distill import load_result, result_path
 from texdistill.experts import data_mismatch
+from texdistill.judges import Judge, load_judges, wearability
 from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.models import ModelSpec
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
@@ -31,11 +32,19 @@ log = logging.getLogger(__name__)
 EVAL_FILE = "eval.json"
 
 
+def fresh_model(architecture: str, spec: ModelSpec) -> torch.nn.Module:
+    """A fresh network: the distillation's ConvNet (`convnet`: exactly `spec`), or another architecture for its data."""
+    if architecture == "convnet":
+        return spec.build()
+    return architectures.build(architecture, spec.channels, spec.num_classes, spec.height, spec.width, spec.depth)
+
+
 def train_on_synthetic(synthetic: SyntheticSet, spec: ModelSpec, lr: float, cfg: EvalConfig, seed: int,
-                       device: torch.device, progress: tqdm | None = None) -> torch.nn.Module:
-    """A fresh ConvNet trained for cfg.eval_epochs on synthetic samples (fresh crops every epoch for textures)."""
+                       device: torch.device, progress: tqdm | None = None,
+                       architecture: str = "convnet") -> torch.nn.Module:
+    """A fresh network trained for cfg.eval_epochs on synthetic samples (fresh crops every epoch for textures)."""
     torch.manual_seed(seed)
-    model = spec.build().to(device)
+    model = fresh_model(architecture, spec).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.eval_momentum,
                                 weight_decay=cfg.eval_weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -63,7 +72,7 @@ def model_seed(cfg: EvalConfig, index: int) -> int:
 
 def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet], spec: ModelSpec, lr: float,
                  dataset: ImageDataset, space: PixelSpace, cfg: EvalConfig, device: torch.device, done: list[float],
-                 on_model: Callable[[list[float]], None]) -> list[float]:
+                 on_model: Callable[[list[float]], None], architecture: str = "convnet") -> list[float]:
     """Accuracies of cfg.num_models nets, each trained on make_set(its generator), continuing after `done`.
 
     Under torchrun the models are shared round robin over the ranks and the accuracies gathered; model i
@@ -71,12 +80,13 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
     """
     mine: dict[int, float] = {}
     todo = distributed.my_share(list(range(len(done), cfg.num_models)))
-    bar = tqdm(total=len(todo) * cfg.eval_epochs, desc=f"eval {name}", unit="ep", dynamic_ncols=True,
+    label = name if architecture == "convnet" else f"{architecture} {name}"
+    bar = tqdm(total=len(todo) * cfg.eval_epochs, desc=f"eval {label}", unit="ep", dynamic_ncols=True,
                leave=False, disable=not distributed.is_main())
     for index in todo:
         seed = model_seed(cfg, index)
         synthetic = make_set(torch.Generator().manual_seed(seed + 1))
-        model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar)
+        model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar, architecture)
         mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
         bar.set_postfix(acc=f"{statistics.mean(mine.values()):.3f}")
         if distributed.world_size() == 1:
@@ -98,8 +108,16 @@ def seam_report(sets: dict[str, list[SyntheticSet]], space: PixelSpace, class_na
 
 
 def summary(accuracies: list[float], lr: float) -> dict:
-    return {"accuracies": accuracies, "mean": statistics.mean(accuracies),
-            "std": statistics.pstdev(accuracies), "lr": lr, "models": len(accuracies)}
+    """Mean and sample standard deviation (n − 1; None for a single model) of the models' accuracies."""
+    std = statistics.stdev(accuracies) if len(accuracies) > 1 else None
+    return {"accuracies": accuracies, "mean": statistics.mean(accuracies), "std": std, "lr": lr,
+            "models": len(accuracies)}
+
+
+def plus_minus(s: dict, scale: float = 100.0, digits: int = 1) -> str:
+    """'mean ± std (n = models)' of a summary; a single model has no ±."""
+    spread = "" if s["std"] is None else f" ± {scale * s['std']:.{digits}f}"
+    return f"{scale * s['mean']:.{digits}f}{spread} (n = {s['models']})"
 
 
 def run(cfg: EvalConfig) -> dict:
@@ -135,22 +153,58 @@ def run(cfg: EvalConfig) -> dict:
         for name, seams in results["seams"].items():
             log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
                      seams["z"])
-        for name, (make_set, lr) in sets.items():
-            done = previous.get("sets", {}).get(name, {}).get("accuracies", [])[:cfg.num_models]
+        if cfg.judge_list:
+            results["wearability"] = _wearability(cfg, sets, dataset, space, device)
+        for architecture in cfg.model_list:
+            table, before = _slot(results, architecture), _slot(previous, architecture)
+            for name, (make_set, lr) in sets.items():
+                done = before.get(name, {}).get("accuracies", [])[:cfg.num_models]
 
-            def save_progress(accuracies: list[float], name: str = name, lr: float = lr) -> None:
-                results["sets"][name] = summary(accuracies, lr)
-                write_json(path, results)
+                def save_progress(accuracies: list[float], table: dict = table, name: str = name,
+                                  lr: float = lr) -> None:
+                    table[name] = summary(accuracies, lr)
+                    write_json(path, results)
 
-            accuracies = evaluate_set(name, make_set, spec, lr, dataset, space, cfg, device, done, save_progress)
-            s = results["sets"][name] = summary(accuracies, lr)
-            log.info("%-28s %.2f ± %.2f %% (%d models, lr %.3g)", name, 100 * s["mean"], 100 * s["std"],
-                     s["models"], lr)
+                accuracies = evaluate_set(name, make_set, spec, lr, dataset, space, cfg, device, done, save_progress,
+                                          architecture)
+                s = table[name] = summary(accuracies, lr)
+                log.info("%-28s %s %% (%s, lr %.3g)", name, plus_minus(s, digits=2), architecture, lr)
         results["complete"] = True
         results["seconds"] = round(time.time() - started, 1)
         if distributed.is_main():
             write_json(path, results)
     return results
+
+
+def _slot(results: dict, architecture: str) -> dict:
+    """Where an architecture's results live in eval.json: `sets` for the distillation's ConvNet (as always),
+    `architectures[name]` for the others."""
+    if architecture == "convnet":
+        return results.setdefault("sets", {})
+    return results.setdefault("architectures", {}).setdefault(architecture, {})
+
+
+def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device) -> list[Judge]:
+    """The independent judges of this dataset (trained on its real training images once, then cached)."""
+    found = find_dataset(**cfg.dataset_options())
+    identity = {"reader": cfg.data, "root": str(found.root.resolve()) if found.root else None, "res": found.res,
+                "classes": list(found.class_names), "holdout": cfg.holdout, "counts": found.counts}
+    folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
+    return load_judges(cfg.judge_list, dataset, identity, folder, cfg.judge_epochs, device)
+
+
+def _wearability(cfg: EvalConfig, sets: dict, dataset: ImageDataset, space: PixelSpace,
+                 device: torch.device) -> dict:
+    """Wearability of each set (its first model's draw for a random baseline), logged per set."""
+    judges = judges_for(cfg, dataset, device)
+    report = {"judges": {j.name: {"test_accuracy": j.test_accuracy} for j in judges}, "sets": {}}
+    for name, (make_set, _) in sets.items():
+        synthetic = make_set(torch.Generator().manual_seed(model_seed(cfg, 0) + 1))
+        wear = report["sets"][name] = wearability(synthetic, space, judges, cfg.wear_crops, cfg.seed,
+                                                  dataset.class_names)
+        log.info("wearability of %-22s %.2f (worst class %.2f; judges %s)", name, wear["mean"], wear["min"],
+                 ", ".join(f"{j} {w['mean']:.2f}" for j, w in wear["judges"].items()))
+    return report
 
 
 def _load_set(cfg: EvalConfig) -> tuple[SyntheticSet, dict, PixelSpace, ModelSpec, str]:

@@ -1,7 +1,8 @@
 """Trajectory matching: the student's training from an expert checkpoint and the gradient through it.
 
-Student: θ_{i+1} = θ_i − η g_i, g_i = ∇_θ ℓ(θ_i; X_i) for i < N, from θ_0 = θ*_t; loss
-L = ‖θ_N − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖². The gradient of L with respect to the synthetic pixels and η is
+Student: θ_{i+1} = θ_i − η g_i, g_i = ∇_θ ℓ(θ_i; X_i) for i < N, from θ_0 = θ*_t; loss L(θ_N), by default
+MTT's ‖θ_N − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖² (MATCH_LOSSES: one function of θ_N and the problem each; a new
+loss is one function and one registry line, and every mode below differentiates it). The gradient of L with respect to the synthetic pixels and η is
 computed by a *gradient mode*; every mode has the signature of `unroll_gradient` and is registered in
 GRADIENT_MODES:
 
@@ -169,13 +170,40 @@ def dsa_seed(step_seed: int) -> int:
     return (step_seed * 0x9E3779B97F4A7C15 + 1) % 2**62
 
 
+# ---- matching losses: L(θ_N) of one problem; every gradient mode differentiates whichever is chosen ------
+MatchLoss = Callable[[torch.Tensor, "MatchProblem"], torch.Tensor]
+
+
+def normalized_distance(theta_end: torch.Tensor, problem: "MatchProblem") -> torch.Tensor:
+    """MTT's ‖θ_N − θ*‖² / ‖θ_0 − θ*‖²: 1 means the student got nowhere, 0 means it landed on the expert."""
+    return (theta_end - problem.target).pow(2).sum() / (problem.start - problem.target).pow(2).sum()
+
+
+def per_layer_distance(theta_end: torch.Tensor, problem: "MatchProblem") -> torch.Tensor:
+    """The same ratio per parameter tensor, averaged over tensors: every layer counts alike, however large."""
+    ends, starts, targets = (v.split(problem.layers) for v in (theta_end, problem.start, problem.target))
+    ratios = [(e - t).pow(2).sum() / (s - t).pow(2).sum().clamp_min(1e-30) for e, s, t in zip(ends, starts, targets)]
+    return torch.stack(ratios).mean()
+
+
+MATCH_LOSSES: dict[str, MatchLoss] = {"normalized": normalized_distance, "per-layer": per_layer_distance}
+
+
 @dataclass
 class MatchProblem:
-    """One trajectory-matching problem: expert start/target parameters and the seeds of the N steps."""
+    """One trajectory-matching problem: expert start/target parameters, the seeds of the N steps, the loss."""
 
     start: torch.Tensor  # (P,) θ*_t
     target: torch.Tensor  # (P,) θ*_{t+M}
     step_seeds: list[int]  # one per student step: its synthetic draw and its DSA
+    loss_name: str = "normalized"  # a key of MATCH_LOSSES
+    layers: tuple[int, ...] = ()  # sizes of the parameter tensors in θ (FlatParams.numels), for per-layer losses
+
+    def loss(self, theta_end: torch.Tensor) -> torch.Tensor:
+        """The matching loss L(θ_N) of this problem."""
+        if self.loss_name not in MATCH_LOSSES:
+            raise ConfigError(f"unknown --match-loss '{self.loss_name}'; choose one of {', '.join(MATCH_LOSSES)}")
+        return MATCH_LOSSES[self.loss_name](theta_end, self)
 
 
 @dataclass
@@ -186,9 +214,9 @@ class MatchResult:
     label_grad: torch.Tensor | None = None  # like synthetic.label_logits (soft labels only)
 
 
-def matching_loss(theta_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """‖θ_N − θ*‖² / ‖θ_0 − θ*‖²: 1 means the student got nowhere, 0 means it landed on the expert."""
-    return (theta_end - target).pow(2).sum() / (start - target).pow(2).sum()
+def student_update(theta: torch.Tensor, eta: torch.Tensor, grad_: torch.Tensor) -> torch.Tensor:
+    """One student step θ_{i+1} = θ_i − η g_i (the adjoint sweeps of remat/first-order are its derivative)."""
+    return theta - eta * grad_
 
 
 def unroll_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
@@ -199,8 +227,8 @@ def unroll_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Ten
     for seed in problem.step_seeds:
         x, targets = synthetic.sample(seed)
         grad_, = torch.autograd.grad(student.loss(theta, x, targets, seed), theta, create_graph=True)
-        theta = theta - eta * grad_
-    loss = matching_loss(theta, problem.start, problem.target)
+        theta = student_update(theta, eta, grad_)
+    loss = problem.loss(theta)
     soft = [] if synthetic.label_logits is None else [synthetic.label_logits]
     pixel_grad, lr_grad, *label_grad = torch.autograd.grad(loss, [synthetic.pixels, eta, *soft])
     return MatchResult(loss.detach(), pixel_grad, lr_grad, *label_grad)
@@ -222,14 +250,14 @@ def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Ten
             step = replayed_step(student, synthetic, seed)
             g = distributed.all_reduce_sum(student.grad(theta, step.view, step.targets) * step.weight)
             grad_sum += g
-            theta = theta - eta * g
+            theta = student_update(theta, eta, g)
     return thetas, theta, grad_sum
 
 
 def loss_and_adjoint(theta_end: torch.Tensor, problem: MatchProblem) -> tuple[torch.Tensor, torch.Tensor]:
     """L and λ_N = ∂L/∂θ_N."""
     theta_end = theta_end.detach().requires_grad_(True)
-    loss = matching_loss(theta_end, problem.start, problem.target)
+    loss = problem.loss(theta_end)
     lam, = torch.autograd.grad(loss, theta_end)
     return loss.detach(), lam
 
@@ -316,7 +344,7 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
 
 
 GradientMode = Callable[[Student, SyntheticSet, torch.Tensor, MatchProblem], MatchResult]
-GRADIENT_MODES: dict[str, GradientMode] = {"remat": remat_gradient, "unroll": unroll_gradient,
+GRADIENT_MODES: dict[str, GradientMode] = {"unroll": unroll_gradient, "remat": remat_gradient,
                                            "first-order": first_order_gradient}
 
 

@@ -13,6 +13,7 @@ from torch.func import functional_call
 from texdistill.errors import ConfigError
 
 NORMS = ("instancenorm", "none")
+HEADS = ("flat", "gap")
 
 
 def depth_for_resolution(res: int) -> int:
@@ -31,10 +32,13 @@ class ModelSpec:
     width: int = 128
     depth: int = 3
     norm: str = "instancenorm"
+    head: str = "flat"  # 'flat': the literature's linear layer on the flattened features; 'gap': global average pool first
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ConfigError(f"unknown norm '{self.norm}'; choose one of {NORMS}")
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown ConvNet head '{self.head}'; choose one of {HEADS}")
         if self.depth < 1 or self.width < 1:
             raise ConfigError(f"ConvNet needs depth ≥ 1 and width ≥ 1, got depth {self.depth}, width {self.width}")
         if min(self.height, self.width_px) >> self.depth < 1:
@@ -49,7 +53,8 @@ class ModelSpec:
 
 
 class ConvNet(nn.Module):
-    """depth × [conv3×3 → instance norm → ReLU → avgpool 2], then a linear classifier."""
+    """depth × [conv3×3 → instance norm → ReLU → avgpool 2], then a linear classifier on the flattened features
+    (head 'flat', the literature's) or on their spatial mean (head 'gap': translation-invariant, MTT's ConvNetGAP)."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -64,10 +69,12 @@ class ConvNet(nn.Module):
             layers += [nn.ReLU(), nn.AvgPool2d(kernel_size=2, stride=2)]
             in_ch, h, w = spec.width, h // 2, w // 2
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(spec.width * h * w, spec.num_classes)
+        self.gap = spec.head == "gap"
+        self.classifier = nn.Linear(spec.width * (1 if self.gap else h * w), spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, num_classes)
-        return self.classifier(self.features(x).flatten(1))
+        features = self.features(x)
+        return self.classifier(features.mean(dim=(2, 3)) if self.gap else features.flatten(1))
 
 
 class FlatParams:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import logging
 import math
 from functools import partial
@@ -16,10 +15,10 @@ from pathlib import Path
 from texdistill import __version__, mockup
 from texdistill.config import ReportConfig
 from texdistill.distill import load_result
-from texdistill.errors import TexdistillError
 from texdistill.evaluate import EVAL_FILE, seam_report
 from texdistill.export import evolution, evolution_strip
 from texdistill.storage import atomic_write_bytes, gif_bytes, png_bytes, read_json, read_jsonl
+from texdistill.svgplot import bar_chart, line_chart
 
 log = logging.getLogger(__name__)
 
@@ -60,47 +59,59 @@ def figure_tag(data: bytes, mime: str, alt: str, caption: str, width: int | None
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def svg_bytes(figure) -> bytes:
-    """A matplotlib Figure as SVG (text as paths: no fonts needed to view it)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    return buffer.getvalue()
-
-
-def _figure(width: float, height: float, columns: int = 1):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise TexdistillError("the report draws its plots with matplotlib: pip install 'texdistill[report]'") from exc
-    figure = Figure(figsize=(width, height))
-    return figure, figure.subplots(1, columns, squeeze=False)[0]
-
-
 def training_plot(records: list[dict]) -> bytes | None:
-    """Loss and student lr η against iteration, from the distill lines of log.jsonl."""
+    """Loss and student lr η against iteration, from the distill lines of log.jsonl (two SVG panels side by side)."""
     records = [r for r in records if "loss" in r and "it" in r and "skipped" not in r]
     if not records:
         return None
-    figure, (loss_ax, lr_ax) = _figure(9, 3, columns=2)
     its = [r["it"] for r in records]
-    loss_ax.plot(its, [r["loss"] for r in records], color="tab:blue")
-    loss_ax.set(xlabel="iteration", ylabel="matching loss", title="trajectory-matching loss")
-    lr_ax.plot(its, [r["syn_lr"] for r in records], color="tab:orange")
-    lr_ax.set(xlabel="iteration", ylabel="η", title="learned student lr η (syn_lr)")
-    for ax in (loss_ax, lr_ax):
-        ax.grid(alpha=0.3)
-    return svg_bytes(figure)
+    series = {"matching loss": [r["loss"] for r in records]}
+    if any("recognition" in r for r in records):
+        series["recognition (experts' cross-entropy)"] = [r.get("recognition", float("nan")) for r in records]
+    loss = line_chart(its, series, "iteration", "loss", "trajectory-matching loss")
+    lr = line_chart(its, {"η": [r["syn_lr"] for r in records]}, "iteration", "η", "learned student lr η (syn_lr)",
+                    log_y=True)
+    return side_by_side(loss, lr)
+
+
+def side_by_side(*svgs: bytes) -> bytes:
+    """Standalone SVGs placed in one row, as one SVG (each nested <svg> keeps its viewBox, moved right)."""
+    width, height, body = 0, 0, ""
+    for svg in svgs:
+        text = svg.decode()
+        head, rest = text[:text.index(">")], text[text.index(">"):]
+        w, h = (int(head.split(f' {key}="')[1].split('"')[0]) for key in ("width", "height"))
+        body += f'<svg x="{width}" y="0" width="{w}" height="{h}" viewBox="0 0 {w} {h}"' + rest
+        width, height = width + w, max(height, h)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">{body}</svg>').encode()
 
 
 def accuracy_plot(sets: dict) -> bytes:
-    """Bar chart of test accuracy (mean ± std over models) per evaluated set."""
-    figure, (ax,) = _figure(7, 0.5 + 0.45 * len(sets))
-    names = list(sets)[::-1]
-    ax.barh(names, [100 * sets[n]["mean"] for n in names], xerr=[100 * sets[n]["std"] for n in names],
-            color=["tab:green" if n == "distilled" else "tab:gray" for n in names], capsize=3)
-    ax.set(xlabel="test accuracy (%)", xlim=(0, 100))
-    ax.grid(axis="x", alpha=0.3)
-    return svg_bytes(figure)
+    """Bar chart of test accuracy (mean ± sample std over models) per evaluated set."""
+    return bar_chart({n: 100 * s["mean"] for n, s in sets.items()}, "test accuracy (%)", "test accuracy",
+                     errors={n: None if s["std"] is None else 100 * s["std"] for n, s in sets.items()},
+                     highlight="distilled", x_max=100)
+
+
+def _mean_std(s: dict) -> str:
+    return f"{100 * s['mean']:.2f}" + ("" if s["std"] is None else f" ± {100 * s['std']:.2f}")
+
+
+def cross_architecture_table(results: dict) -> str:
+    """Accuracy of every evaluated set on every other architecture (rows) — empty without --models."""
+    others = results.get("architectures") or {}
+    if not others:
+        return ""
+    sets = list(dict.fromkeys([*results.get("sets", {}), *(n for table in others.values() for n in table)]))
+    rows = {"convnet (distillation's)": results.get("sets", {}), **others}
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in sets)
+    body = "".join(f"<tr><td>{html.escape(arch)}</td>" + "".join(
+        f"<td>{_mean_std(table[n]) if n in table else ''}</td>" for n in sets) + "</tr>" for arch, table in rows.items())
+    return (f"<p class=note>Test accuracy (%) of networks of each architecture trained on each set (mean ± sample "
+            f"std over {results['config'].get('num_models')} models): does the set carry over to architectures "
+            f"that took no part in its distillation?</p><table id=\"cross-architecture-table\"><thead><tr>"
+            f"<th>architecture</th>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def accuracy_section(results: dict | None, iteration: int) -> str:
@@ -111,13 +122,34 @@ def accuracy_section(results: dict | None, iteration: int) -> str:
                  f"{iteration}: run <code>texdistill evaluate</code> again.</p>")
     else:
         stale = ""
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * s['mean']:.2f} ± {100 * s['std']:.2f}</td>"
-                   f"<td>{s['models']}</td><td>{s['lr']:.3g}</td></tr>" for name, s in results["sets"].items())
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_mean_std(s)}</td><td>{s['models']}</td>"
+                   f"<td>{s['lr']:.3g}</td></tr>" for name, s in results["sets"].items())
     status = "" if results.get("complete") else "<p class=note>Evaluation still in progress.</p>"
-    return (f'{stale}{status}<table id="accuracy-table"><thead><tr><th>set</th><th>test accuracy (%)</th><th>models</th>'
+    return (f'{stale}{status}{cross_architecture_table(results)}<table id="accuracy-table"><thead><tr><th>set</th><th>test accuracy (%)</th><th>models</th>'
             f"<th>lr</th></tr></thead><tbody>{rows}</tbody></table>"
             + figure_tag(accuracy_plot(results["sets"]), "image/svg+xml", "accuracy plot",
-                         "mean ± std over independently trained ConvNets"))
+                         "mean ± sample std (n − 1) over independently trained ConvNets"))
+
+
+def wearability_section(wear: dict | None, names: list[str]) -> str:
+    """Per set and class: the share of random (wrap-around) crops the independent judges recognise."""
+    if not wear or not wear.get("sets"):
+        return "<p>Not measured: run <code>texdistill evaluate</code> (with judges) on this folder.</p>"
+    sets = wear["sets"]
+    judges = ", ".join(f"{html.escape(j)} ({100 * v['test_accuracy']:.1f} % on the real test images)"
+                       for j, v in wear.get("judges", {}).items())
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in sets)
+    body = "".join(f"<tr><td>{html.escape(c)}</td>" + "".join(
+        f"<td{' class=visible' if sets[s]['classes'][c] < 0.5 else ''}>{sets[s]['classes'][c]:.2f}</td>" for s in sets)
+        + "</tr>" for c in names)
+    body += "<tr><td><b>mean</b></td>" + "".join(f"<td><b>{sets[s]['mean']:.2f}</b></td>" for s in sets) + "</tr>"
+    chart = bar_chart({s: w["mean"] for s, w in sets.items()}, "share of crops recognised as their class",
+                      "wearability (mean over classes)", highlight="distilled", x_max=1.0)
+    return (f"<p class=note>The share of uniformly random crops (textures: wrap-around crops of the canvas, seams "
+            f"included; image sets: the images) that networks trained only on the real data, never used by the "
+            f"distillation, classify as their class — averaged over the judges {judges}. Red: below 0.5.</p>"
+            + figure_tag(chart, "image/svg+xml", "wearability chart", "mean over classes and judges")
+            + f'<table id="wearability-table"><thead><tr><th>class</th>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def seam_section(seams: dict, names: list[str]) -> str:
@@ -185,6 +217,7 @@ def build(run_dir: str | Path) -> str:
         f"<h1>texdistill report</h1><p class=meta>{html.escape(str(run_dir))}: {what} distilled from "
         f"{html.escape(meta['dataset'])}, iteration {meta['iteration']}, learned η = {meta['syn_lr']:.4g}.</p>",
         "<h2>Test accuracy</h2>" + accuracy_section(results, meta["iteration"]),
+        "<h2>Wearability</h2>" + wearability_section((results or {}).get("wearability"), names),
         "<h2>Seams</h2><p class=note><b>ratio</b>: mean absolute difference across the wrap-around seams "
         "(last → first column and row) ÷ the same between neighbouring interior columns and rows; ≈ 1 means the "
         "seam is statistically invisible, ≫ 1 a visible edge. <b>z</b>: how many standard deviations the mean "

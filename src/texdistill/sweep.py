@@ -139,33 +139,74 @@ def _finished(stage: str, run_dir: Path) -> bool:
 
 
 def _result(run_dir: Path) -> dict[str, Any]:
-    """Accuracies per set (mean, std, models), the learned η and the loss over the last tenth of the log."""
+    """Accuracies per set (mean, std, models), wearability and seams per set, the learned η and the loss over
+    the last tenth of the log."""
     results = read_json(run_dir / evaluate.EVAL_FILE)
     records = [r for r in read_jsonl(run_dir / "log.jsonl", "distill") if "loss" in r and "skipped" not in r]
     tail = records[-max(1, len(records) // 10):]
-    return {"sets": {name: {k: s[k] for k in ("mean", "std", "models", "lr")} for name, s in results["sets"].items()},
+    wear = results.get("wearability", {}).get("sets", {})
+    seams = results.get("seams", {})
+    def accuracies(sets: dict[str, Any]) -> dict[str, Any]:
+        return {name: {k: s[k] for k in ("mean", "std", "models", "lr")} for name, s in sets.items()}
+
+    return {"sets": accuracies(results["sets"]),
+            "architectures": {a: accuracies(sets) for a, sets in results.get("architectures", {}).items()},
+            "wear": {name: {"mean": w["mean"], "min": w["min"]} for name, w in wear.items()},
+            "seams": {name: {"ratio_max": max(c["ratio"] for c in s["classes"].values()),
+                             "z_max": max(c["z"] for c in s["classes"].values())} for name, s in seams.items()},
             "syn_lr": tail[-1]["syn_lr"] if tail else None,
             "loss": statistics.mean(r["loss"] for r in tail) if tail else None}
+
+
+def _set_cell(s: dict[str, Any] | None, wear: dict[str, Any] | None, best: dict[str, Any] | None) -> str:
+    """'mean ± std (n) · w wearability'; '≈' marks a distilled accuracy within the combined std of the best row's."""
+    if not s:
+        return ""
+    cell = f"{100 * s['mean']:.1f}" + ("" if s.get("std") is None else f" ± {100 * s['std']:.1f}") + f" ({s['models']})"
+    if best is not None and best is not s and None not in (s.get("std"), best.get("std")) \
+            and abs(best["mean"] - s["mean"]) <= s["std"] + best["std"]:
+        cell = "≈ " + cell
+    return cell + (f" · w {wear['mean']:.2f}" if wear else "")
 
 
 def table(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     """The markdown table: one line per finished row."""
     sets = list(dict.fromkeys(name for r in records for name in r["result"]["sets"]))
-    head = ["row", "changes", *sets, "η end", "loss end", "distill s", "eval s", "CPU s"]
-    lines = [f"preset `{spec.get('preset')}`, base {json.dumps(spec.get('base', {}))}; accuracy: mean ± std "
-             f"over the models (n); s: wall seconds, CPU s: process CPU seconds of distill + evaluate", "",
+    distilled = [r["result"]["sets"]["distilled"] for r in records if "distilled" in r["result"]["sets"]]
+    best = max(distilled, key=lambda s: s["mean"], default=None)
+    head = ["row", "changes", *sets, "wear min", "seam ratio max", "seam z max", "η end", "loss end",
+            "distill s", "eval s", "CPU s"]
+    lines = [f"preset `{spec.get('preset')}`, base {json.dumps(spec.get('base', {}))}; accuracy: mean ± sample std "
+             f"over the models (n); ≈: within the combined std of the best distilled row (not different); w: "
+             f"wearability by the independent judges (mean over classes; wear min: the distilled set's worst class); "
+             f"seams: the worst class of the distilled set; s: wall seconds, CPU s: process CPU seconds of "
+             f"distill + evaluate", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         res = r["result"]
         cells = [r["row"], ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "(base)"]
-        for name in sets:
-            s = res["sets"].get(name)
-            cells.append(f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} ({s['models']})" if s else "")
+        wear = res.get("wear", {})
+        cells += [_set_cell(res["sets"].get(name), wear.get(name), best if name == "distilled" else None)
+                  for name in sets]
+        seam = res.get("seams", {}).get("distilled")
+        cells += [f"{wear['distilled']['min']:.2f}" if "distilled" in wear else "",
+                  f"{seam['ratio_max']:.2f}" if seam else "", f"{seam['z_max']:.1f}" if seam else ""]
         cells += [f"{res['syn_lr']:.3g}" if res["syn_lr"] else "", f"{res['loss']:.3f}" if res["loss"] else "",
                   f"{r['distill']['wall_s']:.0f}", f"{r['evaluate']['wall_s']:.0f}",
                   f"{r['distill']['cpu_s'] + r['evaluate']['cpu_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _cross_table(records, sets)
+
+
+def _cross_table(records: list[dict[str, Any]], sets: list[str]) -> str:
+    """Rows × architectures other than the ConvNet (evaluate --models), if any row has them."""
+    lines = [f"| {r['row']} | {arch} | " + " | ".join(_set_cell(table.get(name), None, None) for name in sets) + " |"
+             for r in records for arch, table in r["result"].get("architectures", {}).items()]
+    if not lines:
+        return ""
+    head = ["row", "architecture", *sets]
+    return ("\nCross-architecture: the same sets, networks of other architectures trained on them\n\n"
+            + "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" + "\n".join(lines) + "\n")
 
 
 def run(cfg: SweepConfig) -> list[dict[str, Any]]:

@@ -83,6 +83,11 @@ class SyntheticSet(nn.Module):
         """Display values in [0, 1] (float) of `pixels` (default: the whole set), canvases as tori."""
         return space.decode(self.pixels if pixels is None else pixels, periodic=self.periodic)
 
+    def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a viewer (or a judge) sees of the set: uint8 samples (B, C, H, W) of the displayed pixels and
+        their classes (B,) — `crops` random wrap-around crops per canvas, or every image of an image set."""
+        raise NotImplementedError
+
     def class_pixels(self, label: int) -> torch.Tensor:
         """What a class owns, for saving/previews: (k, C, H, W) images or (1, C, Hc, Wc) canvas."""
         return self.pixels[self.labels == label].detach()
@@ -144,6 +149,9 @@ class ImageSet(SyntheticSet):
         index = draw.index.to(self.pixels.device)
         return self.pixels[index], self.targets(index)
 
+    def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.displayable(space), self.labels.cpu()
+
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return image_grid(to_uint8(self.class_pixels(label)))
 
@@ -193,6 +201,10 @@ class TextureCanvas(SyntheticSet):
         crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
         return crops, self.targets(draw.index.to(device))
 
+    def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        draw = self.draw(seed, per_class=crops)
+        return wrap_crops(self.displayable(space), draw.index, draw.dy, draw.dx, self.crop), draw.index
+
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return to_uint8(self.class_pixels(label))[0]
 
@@ -209,8 +221,10 @@ class TextureCanvas(SyntheticSet):
         tiled = build_synthetic(True, "real-tiled", dataset, space, generator, canvas_size=canvas_size,
                                 canvas_samples=self.canvas_samples)
         n = self.crops_per_canvas
-        return {"random real tiled": tiled,
-                f"random real ×{n} (same pixels)": build_synthetic(False, "real", dataset, space, generator, ipc=n)}
+        images = build_synthetic(False, "real", dataset, space, generator, ipc=n)
+        collage = build_synthetic(True, "real", dataset, space, generator, canvas_size=canvas_size,
+                                  canvas_samples=self.canvas_samples)  # drawn last: the others stay as before
+        return {"random real tiled": tiled, "random real collage": collage, f"random real ×{n} (same pixels)": images}
 
     @property
     def crops_per_canvas(self) -> int:

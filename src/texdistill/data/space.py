@@ -55,6 +55,15 @@ class PixelSpace:
             x = self.zca.unwhiten(x, periodic)
         return (x * self.std + self.mean).clamp(0.0, 1.0)
 
+    def project(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """Model-space pixels (N, C, H, W) moved to the nearest displayable ones (display values clamped to
+        [0, 1], with ZCA: in unwhitened space) — what a PNG of them shows, on x's device and dtype."""
+        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        plain = self.zca.unwhiten(x, periodic).to(x.dtype) if self.zca else x
+        shown = (plain * std + mean).clamp(0.0, 1.0)
+        back = (shown - mean) / std
+        return self.zca.whiten(back, periodic).to(x.dtype) if self.zca else back
+
     def to_uint8(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         """Model-space float (N, C, H, W) → uint8 (N, C, H, W) for PNG output."""
         return (self.decode(x, periodic) * 255.0).round().to(torch.uint8)

@@ -1,0 +1,35 @@
+"""`texdistill run`: experts → distill → evaluate → mock-ups → export → report with one set of options.
+
+Each stage is the stage's own run() on the options it has, so `run` resumes like the stages do: finished
+experts are skipped, the distillation continues from its checkpoint, the evaluation from its last model.
+`texdistill demo` is `run --preset demo` on the embedded data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from texdistill import distill, distributed, evaluate, experts, export, mockup, report
+from texdistill.config import (DistillConfig, EvalConfig, ExportConfig, ExpertsConfig, MockupConfig, PipelineConfig,
+                               ReportConfig, build_config)
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: PipelineConfig) -> dict:
+    """Every stage on cfg's options; returns the evaluation results and prints where the report is."""
+    values = {**cfg.to_dict(), "resume": cfg.resume, "force": cfg.force}
+    started = time.time()
+    experts.run(build_config(ExpertsConfig, values))
+    distill.run(build_config(DistillConfig, values))
+    results = evaluate.run(build_config(EvalConfig, values))
+    if distributed.is_main():
+        mockup.run(MockupConfig(run=cfg.out))
+        export.run(ExportConfig(run=cfg.out, print=cfg.texture))
+        page = report.run(ReportConfig(run=cfg.out))
+        log.info("finished in %.1f min", (time.time() - started) / 60)
+        print(f"report: {page}  (open it in a browser; PNGs in {Path(cfg.out) / 'textures'}, "
+              f"{Path(cfg.out) / 'mockups'} and {Path(cfg.out) / 'contact_sheet.png'})")
+    return results

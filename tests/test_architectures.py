@@ -1,0 +1,56 @@
+"""The evaluation architectures: the literature's definitions, shaped for any image size and channel count."""
+
+import pytest
+import torch
+
+from texdistill.architectures import ARCHITECTURES, build
+from texdistill.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64)])
+def test_every_architecture_classifies_any_size(name, channels, size):
+    model = build(name, channels, 7, size, width=8)
+    model.eval()
+    assert model(torch.randn(2, channels, size, size)).shape == (2, 7)
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_match_the_literature():
+    # ResNet-18 for 32-px CIFAR-10 (kuangliu/pytorch-cifar's and the DC code's): 11,173,962 parameters;
+    # instance norm has the same affine parameters as batch norm
+    assert _params(build("resnet18-bn", 3, 10, 32)) == 11_173_962
+    assert _params(build("resnet18", 3, 10, 32)) == 11_173_962
+    # VGG-11 with batch norm for CIFAR-10 (a 512 → 10 classifier): 9,231,114
+    assert _params(build("vgg11-bn", 3, 10, 32)) == 9_231_114
+    # the DC code's AlexNet for 32-px 3-channel images: conv 5×5 128, 5×5 192, 3×3 256/192/192, fc 192·4·4 → 10
+    convs = [(3, 128, 5), (128, 192, 5), (192, 256, 3), (256, 192, 3), (192, 192, 3)]
+    expected = sum(i * o * k * k + o for i, o, k in convs) + 192 * 16 * 10 + 10
+    assert _params(build("alexnet", 3, 10, 32)) == expected
+
+
+def test_norms_are_as_named():
+    def norms(model, kind):
+        return [m for m in model.modules() if isinstance(m, kind)]
+
+    assert norms(build("resnet18", 1, 10, 28), torch.nn.GroupNorm) and not norms(build("resnet18", 1, 10, 28),
+                                                                                  torch.nn.BatchNorm2d)
+    assert norms(build("resnet18-bn", 1, 10, 28), torch.nn.BatchNorm2d)
+    assert all(g.num_groups == g.num_channels for g in norms(build("vgg11", 1, 10, 28), torch.nn.GroupNorm))
+    convnet_bn = build("convnet-bn", 1, 10, 28, width=16)
+    assert norms(convnet_bn, torch.nn.BatchNorm2d) and norms(convnet_bn, torch.nn.MaxPool2d)
+    assert not norms(build("alexnet", 1, 10, 28), torch.nn.BatchNorm2d)
+
+
+def test_vgg_pads_28_px_to_32_like_the_dc_code():
+    first = build("vgg11", 1, 10, 28).features[0]
+    assert first.padding == (3, 3)
+    assert build("vgg11", 3, 10, 32).features[0].padding == (1, 1)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet99'; choose from convnet"):
+        build("resnet99", 3, 10, 32)

@@ -1,0 +1,105 @@
+"""Independent judges and wearability: exact values on constructed sets, judges trained once and cached."""
+
+import logging
+
+import pytest
+import torch
+
+from texdistill import judges as judges_module
+from texdistill.data import ImageDataset, PixelSpace
+from texdistill.judges import Judge, load_judges, recognition, translate, wearability
+from texdistill.synthetic import ImageSet, TextureCanvas
+
+K = 3
+
+
+def brightness_classifier(images: torch.Tensor) -> torch.Tensor:
+    """A rule standing in for a judge: class = the image's mean brightness in thirds of 0…255."""
+    return (images.float().mean(dim=(1, 2, 3)) / 256 * K).long().clamp(0, K - 1)
+
+
+def identity_space() -> PixelSpace:
+    return PixelSpace([0.0], [1.0])  # pixels are display values in [0, 1]
+
+
+def test_recognition_counts_per_class_and_averages_classes():
+    images = torch.tensor([10, 10, 100, 250, 250, 250], dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+    labels = torch.tensor([0, 1, 1, 2, 2, 0])
+    result = recognition(images, labels, brightness_classifier, K)
+    assert result["classes"] == [0.5, 0.5, 1.0] and result["mean"] == pytest.approx(2 / 3)
+
+
+def test_wearability_of_canvases_counts_every_wrap_around_crop():
+    # canvases dark/mid/bright by class; canvas 0 has a white stripe in columns 14 and 15. A 4×4 crop that holds
+    # both stripe columns has mean 127.5 and is misread as class 1, one that holds one column (63.75) is not:
+    # crops at dx ∈ {12, 13, 14} are misread — two of them cross the wrap-around seam
+    canvases = torch.tensor([0.0, 0.5, 0.9]).view(K, 1, 1, 1).repeat(1, 1, 16, 16)
+    canvases[0, :, :, 14:] = 1.0
+    synthetic = TextureCanvas(canvases, torch.arange(K), K, crop=(4, 4))
+    judge = Judge("rule", torch.nn.Identity(), torch.zeros(1), torch.ones(1), 1.0)
+    judge.classify = brightness_classifier
+    wear = wearability(synthetic, identity_space(), [judge], crops=400, seed=3, class_names=["a", "b", "c"])
+    images, labels = synthetic.displayed_samples(identity_space(), 400, 3)
+    assert images.shape == (3 * 400, 1, 4, 4) and images.dtype == torch.uint8
+    assert labels.tolist() == [0] * 400 + [1] * 400 + [2] * 400
+    dx = synthetic.draw(3, per_class=400).dx[:400]
+    expected0 = float((~torch.isin(dx, torch.tensor([12, 13, 14]))).float().mean())
+    assert 0.7 < expected0 < 0.9
+    assert wear["classes"] == {"a": pytest.approx(expected0), "b": 1.0, "c": 1.0}
+    assert wear["judges"]["rule"]["mean"] == wear["mean"] == pytest.approx((expected0 + 2) / 3)
+    assert wear["min"] == pytest.approx(expected0) and wear["samples"] == 1200
+
+
+def test_wearability_of_an_image_set_reads_each_image_once():
+    pixels = torch.tensor([0.1, 0.9, 0.5, 0.5, 0.9, 0.9]).view(-1, 1, 1, 1).repeat(1, 1, 4, 4)
+    synthetic = ImageSet(pixels, torch.arange(K).repeat_interleave(2), K)
+    images, labels = synthetic.displayed_samples(identity_space(), crops=50, seed=0)
+    assert len(images) == 6 and labels.tolist() == [0, 0, 1, 1, 2, 2]
+    judge = Judge("rule", torch.nn.Identity(), torch.zeros(1), torch.ones(1), 1.0)
+    judge.classify = brightness_classifier
+    wear = wearability(synthetic, identity_space(), [judge], crops=50, seed=0, class_names=["a", "b", "c"])
+    assert list(wear["classes"].values()) == [0.5, 1.0, 1.0]
+
+
+def test_translate_shifts_with_zero_fill_and_flips():
+    image = torch.arange(1, 26, dtype=torch.uint8).view(1, 1, 5, 5).repeat(64, 1, 1, 1)
+    out = translate(image, 2, torch.Generator().manual_seed(0))
+    assert out.shape == image.shape
+    for shifted in out[:, 0]:
+        nonzero = shifted[shifted > 0]
+        # every output is a shifted (maybe flipped) window of the image: its values are the image's, at most once
+        assert len(nonzero.unique()) == len(nonzero) and set(nonzero.tolist()) <= set(range(1, 26))
+        assert len(nonzero) >= 9  # at most 2 rows and 2 columns move out
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 10  # the shifts differ between images
+
+
+def _tiny_dataset(n: int = 60) -> ImageDataset:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % K
+    # class k: a bright k-th third of the image, so even a 1-epoch judge has something to learn
+    images = torch.randint(0, 40, (n, 1, 6, 6), generator=g, dtype=torch.uint8)
+    for i, k in enumerate(labels.tolist()):
+        images[i, :, 2 * k:2 * k + 2] = 250
+    return ImageDataset("tiny", images, labels, images[:12], labels[:12], ["a", "b", "c"])
+
+
+def test_judges_are_trained_once_and_then_read_from_the_cache(tmp_path, monkeypatch, caplog):
+    dataset = _tiny_dataset()
+    identity = {"reader": "tiny", "res": 6}
+    with caplog.at_level(logging.INFO, logger="texdistill"):
+        first = load_judges(("convnet-bn", "resnet10"), dataset, identity, tmp_path, 2, torch.device("cpu"))
+    assert [j.name for j in first] == ["convnet-bn", "resnet10"] and len(list(tmp_path.glob("*.safetensors"))) == 2
+    assert "judge convnet-bn: trained" in caplog.text
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached judge was trained again")
+
+    monkeypatch.setattr(judges_module, "train_judge", no_training)
+    again = load_judges(("convnet-bn", "resnet10"), dataset, identity, tmp_path, 2, torch.device("cpu"))
+    for a, b in zip(first, again):
+        assert a.test_accuracy == b.test_accuracy
+        assert torch.equal(a.classify(dataset.test_images), b.classify(dataset.test_images))
+    # another recipe or another dataset identity is another judge
+    monkeypatch.undo()
+    load_judges(("convnet-bn",), dataset, {**identity, "res": 7}, tmp_path, 2, torch.device("cpu"))
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
