@@ -8,7 +8,7 @@ from texdistill.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
-@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64)])
+@pytest.mark.parametrize("channels, size", [(1, 8), (1, 28), (3, 32), (3, 64)])
 def test_every_architecture_classifies_any_size(name, channels, size):
     model = build(name, channels, 7, size, width=8)
     model.eval()
@@ -54,3 +54,8 @@ def test_vgg_pads_28_px_to_32_like_the_dc_code():
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown architecture 'resnet99'; choose from convnet"):
         build("resnet99", 3, 10, 32)
+
+
+def test_lenet_is_the_classic_size():
+    # LeNet-5 on 28-px MNIST-like input: 61,706 parameters (conv 6·(25+1), conv 16·(150+1), fc 400→120→84→10)
+    assert _params(build("lenet", 1, 10, 28)) == 6 * 26 + 16 * 151 + 401 * 120 + 121 * 84 + 85 * 10 == 61_706

@@ -200,6 +200,44 @@ def test_disk_full_while_saving_is_one_line_and_keeps_every_file(tmp_path, tiny_
                    tmp_path, capsys)
 
 
+def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path, tiny_experts, capsys,
+                                                                                  monkeypatch):
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    for folder in (reference, run):
+        shutil.copytree(tiny_experts, folder)
+    argv = with_option(distill_cli(), "--iterations", "6")  # checkpoints at iterations 2, 4 and 6
+    assert main([*argv, "--out", str(reference)]) == 0
+
+    real_fsync, full = os.fsync, []
+
+    def fsync(fd: int) -> None:  # the disk fills up after the checkpoint of iteration 2
+        if full:
+            disk_full(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    import texdistill.distill as distill_module
+
+    real_save = distill_module.Distiller.save_result
+
+    def save_result(self) -> None:  # written after each checkpoint
+        real_save(self)
+        full.append(self.iteration)
+
+    monkeypatch.setattr(distill_module.Distiller, "save_result", save_result)
+    assert main([*argv, "--out", str(run)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("texdistill: error:")]
+    assert len(errors) == 1 and "cannot write" in errors[0] and "it_000004.safetensors" in errors[0]  # a snapshot
+    assert "No space left on device; free some disk space" in errors[0] and full == [2]
+    _, meta = load_tensors(run / "checkpoint.safetensors")
+    assert meta["iteration"] == 2 and not list(run.glob(".*.tmp"))  # the last good checkpoint, no half files
+    monkeypatch.undo()  # space freed: the same command continues from iteration 2 …
+    assert main([*argv, "--out", str(run)]) == 0
+    ours, _ = load_tensors(run / "checkpoint.safetensors")
+    theirs, _ = load_tensors(reference / "checkpoint.safetensors")  # … to exactly the uninterrupted run
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 def assert_refused(argv: list[str], message: str, root: Path, capsys) -> None:
     before, paths = files_of(root), sorted(root.rglob("*"))
     assert main(argv) == 2

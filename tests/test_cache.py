@@ -25,11 +25,11 @@ def decode_calls(monkeypatch):
     calls = {"n": 0, "broken": False}
     real = images_module.read_image
 
-    def counting(path, res):
+    def counting(path, reading):
         if calls["broken"]:
             raise AssertionError("decoded although the cache is valid")
         calls["n"] += 1
-        return real(path, res)
+        return real(path, reading)
 
     monkeypatch.setattr(images_module, "read_image", counting)
     return calls

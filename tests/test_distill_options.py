@@ -17,7 +17,8 @@ from texdistill.storage import load_tensors, read_json, read_jsonl
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 OPTIONS = ["--soft-labels", "--ema-decay", "0.9", "--start-ramp", "3", "--texture", "--canvas-samples", "2",
-           "--recognition-weight", "2", "--recognition-experts", "1", "--min-syn-lr", "0.0099"]
+           "--recognition-lr", "0.01", "--recognition-models", "1", "--recognizer-epochs", "1", "--clamp-pixels",
+           "--min-syn-lr", "0.0099"]
 
 
 def _argv(iterations: int) -> list[str]:
@@ -34,7 +35,8 @@ def test_soft_labels_and_ema_resume_bit_exactly_and_evaluate(tmp_path, tiny_expe
     ours, _ = load_tensors(run / CHECKPOINT)
     theirs, _ = load_tensors(reference / CHECKPOINT)
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    for key in ("now.label_logits", "now.momentum_label", "now.ema_pixels", "good.label_logits"):
+    for key in ("now.label_logits", "now.momentum_label", "now.ema_pixels", "good.label_logits",
+                "now.recognition_exp_avg", "now.recognition_step"):
         assert key in ours
     records = [r for r in read_jsonl(reference / "log.jsonl", "distill") if "loss" in r]
     assert len(records) == 4 and all(r["syn_lr"] >= 0.0099 * (1 - 1e-6) and r["recognition"] > 0 for r in records)
@@ -74,7 +76,7 @@ def test_a_checkpoint_from_before_an_option_existed_still_resumes():
     assert DistillConfig(ema_decay=0.5).changes_from(saved) == ["--ema-decay 0.0 → 0.5"]
 
 
-def test_the_recognition_term_descends_the_experts_cross_entropy(tmp_path, tiny_experts):
+def test_the_recognition_step_descends_the_recognisers_objective(tmp_path, tiny_experts):
     values = {"data": "fashion-mnist", "out": str(tmp_path), "experts_dir": str(tiny_experts / "experts"),
               "texture": True, "max_start_epoch": 2, "expert_epochs": 1}
     args = distill_cli()
@@ -82,16 +84,16 @@ def test_the_recognition_term_descends_the_experts_cross_entropy(tmp_path, tiny_
                   width=int(args[args.index("--width") + 1]))
     distiller = Distiller(build_config(DistillConfig, values))
     assert distiller.recognition is None  # off by default: runs without it draw the same random numbers as before
-    networks = [distiller.bank.epochs(e, distiller.bank.num_epochs)[0] for e in range(len(distiller.bank.paths))]
-    synthetic = distiller.synthetic
-
-    def evaluated(weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-        return RecognitionTerm(weight, networks, 2, 4).gradient(distiller.student, synthetic, 5,
-                                                                torch.Generator().manual_seed(0))
-
-    loss, grad = evaluated(1.0)
-    loss3, grad3 = evaluated(3.0)
-    assert loss == loss3 and torch.allclose(grad3, 3 * grad)  # β scales the gradient, not the loss it reports
+    cfg = build_config(DistillConfig, {**values, "recognition_lr": 0.05, "recognition_models": 2,
+                                       "recognizer_epochs": 1})
+    recognizers = Distiller(cfg).recognizers()
+    assert len(recognizers) == 2 and not torch.equal(*(next(r.model.parameters()) for r in recognizers))  # 2 seeds
+    term = RecognitionTerm(recognizers, prior=0.3, crops=4, dsa=None)
+    synthetic, space = distiller.synthetic, distiller.space
+    loss, cross_entropy = term.loss(synthetic, space, seed=5)
+    assert 0 < cross_entropy < loss  # the batch-statistics prior adds to the cross-entropy
+    grad, = torch.autograd.grad(loss, synthetic.pixels)
     with torch.no_grad():
         synthetic.pixels -= 0.5 * grad / grad.norm()
-    assert evaluated(1.0)[0] < loss  # a step against the gradient lowers the same draw's cross-entropy
+    assert term.loss(synthetic, space, seed=5)[0] < loss  # a step against the gradient lowers the same draw's R
+    assert all(not p.requires_grad for r in recognizers for p in r.model.parameters())  # the recognisers stay fixed

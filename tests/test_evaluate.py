@@ -126,9 +126,9 @@ def test_wearability_lands_in_eval_json_for_every_set(tiny_run, tmp_path):
     assert main([*with_option(evaluate_cli(), "--wear-crops", "7"), "--out", str(run), "--force"]) == 0
     results = json.loads((run / EVAL_FILE).read_text())
     wear = results["wearability"]
-    assert set(wear["judges"]) == {"convnet-bn", "resnet10"}
+    assert set(wear["judges"]) == {"resnet10", "lenet"} and wear["left_out"] == []
     assert set(wear["sets"]) == set(results["sets"]) == {"distilled", "random real ×1"}  # an image-mode run
     for w in wear["sets"].values():
-        assert 0 <= w["min"] <= w["mean"] <= 1 and set(w["judges"]) == {"convnet-bn", "resnet10"}
+        assert 0 <= w["min"] <= w["mean"] <= 1 and set(w["judges"]) == {"resnet10", "lenet"}
         assert w["samples"] == 10  # an image set is judged image by image (--wear-crops is for canvases)
     assert list((run / "cache" / "judges").glob("*.safetensors"))  # trained once, cached beside the data

@@ -89,7 +89,7 @@ def test_judges_are_trained_once_and_then_read_from_the_cache(tmp_path, monkeypa
     with caplog.at_level(logging.INFO, logger="texdistill"):
         first = load_judges(("convnet-bn", "resnet10"), dataset, identity, tmp_path, 2, torch.device("cpu"))
     assert [j.name for j in first] == ["convnet-bn", "resnet10"] and len(list(tmp_path.glob("*.safetensors"))) == 2
-    assert "judge convnet-bn: trained" in caplog.text
+    assert "convnet-bn (seed 104729): trained" in caplog.text
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached judge was trained again")

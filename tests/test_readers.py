@@ -300,3 +300,58 @@ def test_folder_train_val_layout(tmp_path):
     data = load_dataset("folder", str(tmp_path), res=9)
     assert data.class_counts("train") == [3, 3] and data.class_counts("test") == [2, 2]
     assert "val/<class>/" in data.layout
+
+
+def test_patches_cut_many_views_per_picture_and_split_by_picture(tmp_path):
+    # 3 classes × 8 large patterned photos; --patches 64 → 512 training views per class, none from a test picture
+    from texdistill.data import find_dataset, load_dataset
+
+    rng = np.random.default_rng(0)
+    for c, cls in enumerate(("moss", "bark", "lichen")):
+        for i in range(8):
+            yy, xx = np.mgrid[0:1100, 0:1000]
+            stripes = (np.sin((xx * (c + 1) + yy * i) / 9.0) > 0).astype(np.uint8) * 180
+            photo = np.stack([stripes, np.roll(stripes, 7 * c, 0), rng.integers(0, 60, stripes.shape, dtype=np.uint8)], -1)
+            save_image(tmp_path / "photos" / cls / f"photo {i}.jpg", photo.astype(np.uint8), format="JPEG")
+    options = dict(name="folder", data_dir=str(tmp_path / "photos"), res=32, holdout=0.25, patches=64)
+    found = find_dataset(**options)
+    assert found.counts == {"train": [384] * 3, "test": [128] * 3} and "64 random crops per picture" in found.layout
+    data = load_dataset(**options, cache_dir=tmp_path / "cache")
+    assert data.train_images.shape == (3 * 6 * 64, 3, 32, 32) and data.test_images.shape == (3 * 2 * 64, 3, 32, 32)
+    assert data.class_counts() == [384] * 3
+    # the patches of a picture differ (positions and scales) and are the same on every decode
+    first = data.train_images[:64].float()
+    assert (first - first.mean(0)).abs().mean() > 5
+    again = load_dataset(**options)
+    assert torch.equal(again.train_images, data.train_images) and torch.equal(again.test_images, data.test_images)
+    # every test view is a patch of a held-out picture (decoded again here from exactly those files)
+    from texdistill.data.folder import held_out
+    from texdistill.data.images import Reading, list_images, read_image
+
+    test_files = [f for cls in ("bark", "lichen", "moss")
+                  for f in held_out(list_images(tmp_path / "photos" / cls), tmp_path / "photos", 0.25)[1]]
+    expected = np.concatenate([read_image(f, Reading(32, 64)) for f in test_files]).transpose(0, 3, 1, 2)
+    assert len(test_files) == 6 and np.array_equal(data.test_images.numpy(), expected)
+    one = load_dataset(**{**options, "patches": 0})
+    assert len(one.train_images) == 18 and len(one.test_images) == 6
+    # the cache keeps the patched and the plain dataset apart
+    assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) == 1
+    with pytest.raises(DataError, match="--patches cuts crops from image files"):
+        find_dataset("fashion-demo", patches=4)
+
+
+def test_transparency_goes_onto_the_chosen_background(tmp_path):
+    from texdistill.data import load_dataset
+
+    for cls in ("a", "b"):
+        art = np.zeros((40, 40, 4), dtype=np.uint8)
+        art[10:30, 10:30] = (200, 30, 30, 255)  # an opaque red square on a transparent sheet
+        for i in range(2):
+            save_image(tmp_path / "art" / cls / f"{i}.png", art, format="PNG")
+    for background, corner in (("white", 255), ("black", 0), ("#336699", (0x33, 0x66, 0x99))):
+        data = load_dataset("folder", data_dir=str(tmp_path / "art"), res=20, holdout=0, background=background)
+        expected = torch.tensor(corner if isinstance(corner, tuple) else (corner,) * 3, dtype=torch.uint8)
+        assert torch.equal(data.train_images[0, :, 0, 0], expected)
+        assert torch.equal(data.train_images[0, :, 10, 10], torch.tensor([200, 30, 30], dtype=torch.uint8))
+    with pytest.raises(DataError, match="--background must be white, black or a colour #rrggbb"):
+        load_dataset("folder", data_dir=str(tmp_path / "art"), res=20, background="#12")

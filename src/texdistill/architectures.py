@@ -17,6 +17,9 @@ They are written here with torch only and adapted to any image size and channel 
   (as the DC code); global average pooling before the linear classifier.
 - `alexnet`: the DC code's AlexNet: conv5×5 128 → pool → conv5×5 192 → pool → conv3×3 256, 192, 192 → pool, no
   norm; the features are average-pooled to 4×4 (the DC code's 32-px size) before the linear classifier.
+- `lenet`: the DC code's LeNet-5 (LeCun et al. 1998): conv 5×5 6 → max-pool → conv 5×5 16 → max-pool → fc 120, 84 (ReLU);
+  a 28-px input is padded by 2 (as the DC code; smaller ones in both convs), other sizes are average-pooled to 5×5
+  before the fc layers.
 
 `build(name, channels, num_classes, size)` makes one; ARCHITECTURES lists the names.
 """
@@ -117,6 +120,21 @@ class VGG(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
+class LeNet(nn.Module):
+    """The DC code's LeNet-5: conv5×5 6 → max-pool → conv5×5 16 → max-pool → fc 120 → fc 84 → classes (ReLU, no norm)."""
+
+    def __init__(self, channels: int, num_classes: int, size: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 6, 5, padding=2 if size <= 28 else 0), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5, padding=2 if size < 20 else 0), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(5))
+        self.classifier = nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                                        nn.Linear(84, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
 class AlexNet(nn.Module):
     """The DC code's AlexNet for small images (no norm); features average-pooled to 4×4."""
 
@@ -135,7 +153,7 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn", "alexnet")
+ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn", "alexnet", "lenet")
 
 
 def build(name: str, channels: int, num_classes: int, size: int, width: int = 128, depth: int | None = None) -> nn.Module:
@@ -153,4 +171,6 @@ def build(name: str, channels: int, num_classes: int, size: int, width: int = 12
         return VGG(channels, num_classes, size, norm="batch" if name.endswith("-bn") else "instance")
     if name == "alexnet":
         return AlexNet(channels, num_classes, size)
+    if name == "lenet":
+        return LeNet(channels, num_classes, size)
     raise ConfigError(f"unknown architecture '{name}'; choose from {', '.join(ARCHITECTURES)}")

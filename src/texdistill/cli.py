@@ -190,7 +190,7 @@ def _main(argv: list[str]) -> int:
     except TexdistillError as exc:
         if debug:
             raise
-        print(f"texdistill: error: {exc}", file=sys.stderr)
+        tqdm.write(f"texdistill: error: {exc}", file=sys.stderr)  # on a line of its own, below any progress bar
         return 2
     except KeyboardInterrupt:
         print("texdistill: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -19,6 +19,7 @@ import torch
 
 from texdistill.architectures import ARCHITECTURES
 from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
+from texdistill.data.images import background_rgb
 from texdistill.errors import ConfigError
 from texdistill.garments import GARMENTS
 from texdistill.matching import GRADIENT_MODES, MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
@@ -57,6 +58,13 @@ class CommonConfig:
                                        "names; ImageNet: names or synset ids); default: all classes")
     holdout: float = option(0.1, "folder datasets without a val/ or test/ split: fraction of each class held out "
                                  "as the test set (0: none; evaluation then has nothing to test on)")
+    patches: int = option(0, "image-file datasets (folder, ImageNet subsets, tinyimagenet): cut this many random "
+                              "square crops from every picture — sides from --res up to the picture's shorter side, "
+                              "so several scales — instead of one centre crop; a few large photos per class become "
+                              "hundreds of training images. Pictures are split into train/test before, so no "
+                              "picture has patches on both sides; 0 = one centre crop per picture")
+    background: str = option("white", "what transparent pixels (PNG artwork) are composited onto: white, black or "
+                                      "#rrggbb")
     cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
@@ -89,6 +97,8 @@ class CommonConfig:
         _require(0 <= self.holdout < 1, f"--holdout must be in [0, 1), got {self.holdout}")
         _require(self.zca_eps > 0, f"--zca-eps must be > 0, got {self.zca_eps}")
         _require(self.classes is None or bool(self.class_list), "--classes needs at least one class name")
+        _require(self.patches >= 0, f"--patches must be ≥ 0, got {self.patches}")
+        background_rgb(self.background)  # one clear line for a colour it cannot read
         self.dsa_config()  # validates the strategy string
 
     def dsa_config(self) -> DSAConfig | None:
@@ -112,7 +122,7 @@ class CommonConfig:
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
         return {"name": self.data, "data_dir": self.data_dir, "res": self.res, "classes": self.class_list,
-                "holdout": self.holdout}
+                "holdout": self.holdout, "patches": self.patches, "background": self.background}
 
     @property
     def cache_path(self) -> Path | None:
@@ -209,12 +219,18 @@ class DistillConfig(CommonConfig):
                                        "is what the texture's PNG shows (MTT does not clamp)")
     min_syn_lr: float = option(0.0, "floor of the learnable student lr η: it may fall to this and no further, so the "
                                     "student cannot reach L ≈ 1 by standing still (texture mode); 0 = no floor")
-    recognition_weight: float = option(0.0, "weight β of the recognition term: the experts' cross-entropy on DSA "
-                                            "views of random crops (images) of the set, added to the matching loss "
-                                            "so every crop reads as its class; 0 = MTT's loss alone")
-    recognition_experts: int = option(3, "experts (at their last epoch) whose recognition one iteration uses")
-    recognition_crops: int = option(8, "crops per canvas (image mode: images per class) per iteration for the "
-                                       "recognition term")
+    recognition_lr: float = option(0.0, "texture mode: after each MTT update, Adam steps with this lr on the "
+                                        "recognisers' cross-entropy of random crops plus a batch-statistics prior, "
+                                        "so every crop reads as its class (README 'Textures that read as their "
+                                        "class'); 0 = MTT alone")
+    recognizers: str = option("convnet-bn", "architecture of the recognisers (trained on the real data, cached); "
+                                            "the judges of wearability must be of other architectures")
+    recognition_models: int = option(2, "recognisers (one seed each)")
+    recognition_prior: float = option(0.3, "weight γ of the batch-statistics prior (DeepInversion): keeps what the "
+                                           "crops learn readable by networks other than the recognisers")
+    recognition_crops: int = option(8, "crops per canvas (image sets: images per class) per recognition step")
+    recognition_steps: int = option(1, "recognition steps per iteration")
+    recognizer_epochs: int = option(6, "training epochs of each recogniser")
     match_loss: str = option("normalized", "the trajectory-matching loss: 'normalized' is MTT's ‖θ_N − θ*‖² / "
                                            "‖θ_0 − θ*‖²; 'per-layer' takes that ratio per parameter tensor and "
                                            "averages it, so small layers count as much as large ones",
@@ -252,9 +268,12 @@ class DistillConfig(CommonConfig):
         _require(self.min_syn_lr >= 0, f"--min-syn-lr must be ≥ 0, got {self.min_syn_lr}")
         _require(self.syn_lr_init is None or self.syn_lr_init >= self.min_syn_lr,
                  f"--syn-lr-init {self.syn_lr_init} is below --min-syn-lr {self.min_syn_lr}")
-        _require(self.recognition_weight >= 0, f"--recognition-weight must be ≥ 0, got {self.recognition_weight}")
-        _require(self.recognition_experts >= 1 and self.recognition_crops >= 1,
-                 "--recognition-experts and --recognition-crops must be ≥ 1")
+        _require(self.recognition_lr >= 0, f"--recognition-lr must be ≥ 0, got {self.recognition_lr}")
+        _require(self.recognizers in ARCHITECTURES, f"unknown --recognizers '{self.recognizers}'; choose from "
+                                                    f"{', '.join(ARCHITECTURES)}")
+        for name in ("recognition_models", "recognition_crops", "recognition_steps", "recognizer_epochs"):
+            _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        _require(self.recognition_prior >= 0, f"--recognition-prior must be ≥ 0, got {self.recognition_prior}")
 
     @property
     def experts_path(self) -> Path:
@@ -285,9 +304,10 @@ class EvalConfig(CommonConfig):
     eval_weight_decay: float = option(5e-4, "SGD weight decay")
     eval_batch: int = option(256, "batch size on the synthetic set")
     baselines: bool = option(True, "also evaluate real images at the same pixel budget")
-    judges: str = option("convnet-bn,resnet10", "architectures of the independent judges of wearability (networks "
-                                                "trained on the real data only, cached per dataset); 'none' skips "
-                                                "wearability")
+    judges: str = option("resnet10,lenet", "architectures of the independent judges of wearability: networks "
+                                           "trained on the real data only (cached per dataset); a judge of the "
+                                           "experts' or the recognisers' architecture is left out; 'none' skips "
+                                           "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
     wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
 
@@ -329,8 +349,8 @@ class BenchConfig(DistillConfig):
         "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
         "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every",
         "max_bad_steps", "start_ramp", "soft_labels", "lr_label", "ema_decay", "min_syn_lr", "match_loss",
-        "clamp_pixels", "recognition_weight",
-        "recognition_experts", "recognition_crops")
+        "clamp_pixels", "recognition_lr", "recognizers", "recognition_models", "recognition_prior",
+        "recognition_crops", "recognition_steps", "recognizer_epochs")
 
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")

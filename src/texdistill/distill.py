@@ -30,7 +30,8 @@ from texdistill.errors import CheckpointError, ConfigError, NumericalError
 from texdistill.experts import ExpertBank, data_mismatch
 from texdistill.matching import MatchProblem, MatchResult, Student, match
 from texdistill.models import FlatParams, resolve_depth
-from texdistill.recognition import RecognitionTerm
+from texdistill.judges import Judge, trained_on_real_data
+from texdistill.recognition import RECOGNIZER_SEED, RecognitionTerm
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
 from texdistill.synthetic import Draw, SyntheticSet, TextureCanvas, build_synthetic, from_state
@@ -50,8 +51,8 @@ StepHook = Callable[[int, MatchResult], MatchResult]
 
 @dataclass
 class OptimState:
-    """What an update changes: pixels, log η, soft labels, EMA and the momentum buffers (None when absent:
-    before the first step, or without soft labels / EMA)."""
+    """What an update changes: pixels, log η, soft labels, EMA and the optimisers' buffers (None when absent:
+    before the first step, or without soft labels / EMA / recognition)."""
 
     pixels: torch.Tensor
     log_syn_lr: torch.Tensor
@@ -60,6 +61,9 @@ class OptimState:
     label_logits: torch.Tensor | None = None
     momentum_label: torch.Tensor | None = None
     ema_pixels: torch.Tensor | None = None
+    recognition_step: torch.Tensor | None = None  # the recognition step's Adam state (--recognition-lr)
+    recognition_exp_avg: torch.Tensor | None = None
+    recognition_exp_avg_sq: torch.Tensor | None = None
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -111,11 +115,11 @@ class Distiller:
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(self.syn_lr_init), device=self.device))
         self.opt_img = torch.optim.SGD([self.synthetic.pixels], lr=cfg.lr_img, momentum=cfg.momentum_img)
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / self.syn_lr_init ** 2, momentum=0.5)
-        self.recognition = None
-        if cfg.recognition_weight:
-            last = [self.bank.epochs(e, self.bank.num_epochs)[0].to(self.device) for e in range(len(self.bank.paths))]
-            self.recognition = RecognitionTerm(cfg.recognition_weight, last, cfg.recognition_experts,
-                                               cfg.recognition_crops)
+        self.recognition, self.opt_rec = None, None
+        if cfg.recognition_lr:
+            self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,
+                                               cfg.dsa_config())
+            self.opt_rec = torch.optim.Adam([self.synthetic.pixels], lr=cfg.recognition_lr)
         self.iteration = 0
         self.bad_steps = 0
         self.good = self.capture()  # the state the last finite step started from
@@ -128,6 +132,13 @@ class Distiller:
     @property
     def lr_img(self) -> float:
         return self.opt_img.param_groups[0]["lr"]
+
+    def recognizers(self) -> list[Judge]:
+        """The recognition step's networks: trained on the real data (once per dataset, then cached)."""
+        cfg = self.cfg
+        seeds = tuple(RECOGNIZER_SEED + i for i in range(cfg.recognition_models))
+        return trained_on_real_data(cfg, self.dataset, (cfg.recognizers,) * cfg.recognition_models,
+                                    cfg.recognizer_epochs, self.device, seeds)
 
     def expert_logits(self) -> torch.Tensor:
         """Soft-label init (DATM): the logits of an expert at the last start epoch on each initial image, or
@@ -175,20 +186,15 @@ class Distiller:
         record = {"it": self.iteration + 1, "loss": float(result.loss), "syn_lr": float(self.syn_lr),
                   "lr_img": self.lr_img, "expert": expert, "start_epoch": start_epoch,
                   "grad_norm": float(result.pixel_grad.norm()), "lr_grad": float(lr_grad)}
-        if self.recognition is not None:
-            loss, grad = self.recognition.gradient(self.student, self.synthetic, random_seed(self.generator),
-                                                   self.generator)
-            record.update(recognition=float(loss), recognition_grad_norm=float(grad.norm()))
-            result.pixel_grad = result.pixel_grad + grad
-            record["grad_norm"] = float(result.pixel_grad.norm())
         finite_labels = result.label_grad is None or bool(torch.isfinite(result.label_grad).all())
-        if finite_labels and all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad", "recognition")
-                                 if k in record):
+        if finite_labels and all(math.isfinite(record[k]) for k in ("loss", "grad_norm", "lr_grad")):
             self.bad_steps = 0
             self.good = self.capture()
             self.synthetic.pixels.grad = result.pixel_grad
             self.log_syn_lr.grad = lr_grad.reshape(())
             self.opt_img.step()
+            if self.recognition is not None:
+                record["recognition"] = self.recognition_steps()
             if cfg.clamp_pixels:
                 self.project_pixels()
             self.opt_lr.step()
@@ -213,6 +219,15 @@ class Distiller:
                           lr_img=self.lr_img, bad_steps=self.bad_steps)
         self.iteration += 1
         return record
+
+    def recognition_steps(self) -> float:
+        """--recognition-steps Adam steps on the recognition objective; returns the last cross-entropy."""
+        for _ in range(self.cfg.recognition_steps):
+            with torch.enable_grad():
+                loss, cross_entropy = self.recognition.loss(self.synthetic, self.space, random_seed(self.generator))
+                self.synthetic.pixels.grad, = torch.autograd.grad(loss, self.synthetic.pixels)
+            self.opt_rec.step()
+        return float(cross_entropy)
 
     def project_pixels(self) -> None:
         """Move the pixels to the nearest ones a PNG can show (--clamp-pixels)."""
@@ -243,30 +258,32 @@ class Distiller:
                 "label_logits": self.synthetic.label_logits, "ema_pixels": self.ema_pixels}
         return {name: t for name, t in live.items() if t is not None}
 
-    def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor]]:
-        """OptimState momentum field → (optimiser, the parameter it steps)."""
-        optimisers = {"momentum_img": (self.opt_img, self.synthetic.pixels),
-                      "momentum_lr": (self.opt_lr, self.log_syn_lr),
-                      "momentum_label": (self.opt_label, self.synthetic.label_logits)}
-        return {name: pair for name, pair in optimisers.items() if pair[0] is not None}
+    def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor, str]]:
+        """OptimState optimiser field → (optimiser, the parameter it steps, the key of its state entry)."""
+        optimisers = {"momentum_img": (self.opt_img, self.synthetic.pixels, "momentum_buffer"),
+                      "momentum_lr": (self.opt_lr, self.log_syn_lr, "momentum_buffer"),
+                      "momentum_label": (self.opt_label, self.synthetic.label_logits, "momentum_buffer"),
+                      **{f"recognition_{key}": (self.opt_rec, self.synthetic.pixels, key)
+                         for key in ("step", "exp_avg", "exp_avg_sq")}}
+        return {name: entry for name, entry in optimisers.items() if entry[0] is not None}
 
     def capture(self) -> OptimState:
         """A copy of what an update changes."""
-        momenta = {name: next(iter(opt.state.values()), {}).get("momentum_buffer")
-                   for name, (opt, _) in self._optimisers().items()}
+        buffers = {name: opt.state.get(param, {}).get(key) for name, (opt, param, key) in self._optimisers().items()}
         return OptimState(**{name: None if t is None else t.detach().clone()
-                             for name, t in {**self._live(), **momenta}.items()})
+                             for name, t in {**self._live(), **buffers}.items()})
 
     def restore(self, state: OptimState) -> None:
-        """Put a captured state back (a momentum of None means: the optimiser has not stepped yet)."""
+        """Put a captured state back (a buffer of None means: the optimiser has not stepped yet)."""
         with torch.no_grad():
             for name, t in self._live().items():
                 t.copy_(getattr(state, name))
-        for name, (opt, param) in self._optimisers().items():
+        for opt, param, _ in self._optimisers().values():
             opt.state.pop(param, None)
+        for name, (opt, param, key) in self._optimisers().items():
             buf = getattr(state, name)
             if buf is not None:
-                opt.state[param]["momentum_buffer"] = buf.clone()
+                opt.state[param][key] = buf.clone()
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -381,7 +398,8 @@ class Distiller:
         layout = {"generator": (self.generator.get_state().shape, True)}
         for prefix in ("now", "good"):
             layout.update({f"{prefix}.{name}": (t.shape, True) for name, t in self._live().items()})
-            layout.update({f"{prefix}.{name}": (param.shape, False) for name, (_, param) in self._optimisers().items()})
+            layout.update({f"{prefix}.{name}": (torch.Size([]) if key == "step" else param.shape, False)
+                           for name, (_, param, key) in self._optimisers().items()})
         return layout
 
     def _require_finite(self) -> None:
@@ -401,12 +419,14 @@ class Distiller:
 
     def save_result(self) -> None:
         """The learned set (float tensors + η) and its PNG previews."""
+        cfg = self.cfg
         if not distributed.is_main():
             return
         self._require_finite()
         meta = {"kind": "synthetic-set", "iteration": self.iteration, "synthetic": self.synthetic.settings(),
                 "syn_lr": float(self.syn_lr), "model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
-                "class_names": self.dataset.class_names, "expert_lr": float(self.bank.metadata["lr"])}
+                "class_names": self.dataset.class_names, "expert_lr": float(self.bank.metadata["lr"]),
+                "recognizers": [cfg.recognizers] if cfg.recognition_lr else []}
         result = self.result_set()
         tensors = {**result.state_tensors(), **{f"space.{k}": v for k, v in self.space.state_dict().items()}}
         save_tensors(self.run_dir / RESULT, tensors, meta)

@@ -18,7 +18,7 @@ from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.distill import load_result, result_path
 from texdistill.experts import data_mismatch
-from texdistill.judges import Judge, load_judges, wearability
+from texdistill.judges import Judge, trained_on_real_data, wearability
 from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.models import ModelSpec
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
@@ -154,7 +154,7 @@ def run(cfg: EvalConfig) -> dict:
             log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
                      seams["z"])
         if cfg.judge_list:
-            results["wearability"] = _wearability(cfg, sets, dataset, space, device)
+            results["wearability"] = _wearability(cfg, sets, dataset, space, device, _took_part(meta))
         for architecture in cfg.model_list:
             table, before = _slot(results, architecture), _slot(previous, architecture)
             for name, (make_set, lr) in sets.items():
@@ -184,20 +184,31 @@ def _slot(results: dict, architecture: str) -> dict:
     return results.setdefault("architectures", {}).setdefault(architecture, {})
 
 
-def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device) -> list[Judge]:
-    """The independent judges of this dataset (trained on its real training images once, then cached)."""
-    found = find_dataset(**cfg.dataset_options())
-    identity = {"reader": cfg.data, "root": str(found.root.resolve()) if found.root else None, "res": found.res,
-                "classes": list(found.class_names), "holdout": cfg.holdout, "counts": found.counts}
-    folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
-    return load_judges(cfg.judge_list, dataset, identity, folder, cfg.judge_epochs, device)
+def _took_part(meta: dict) -> set[str]:
+    """Architectures of the networks a distillation used: its experts' ConvNet and its recognisers."""
+    return {"convnet" if ModelSpec(**meta["model"]).head == "flat" else "convnet-gap", *meta.get("recognizers", [])}
+
+
+def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device,
+               exclude: set[str] = frozenset()) -> list[Judge]:
+    """The independent judges of this dataset (trained on its real training images once, then cached); judges of
+    an architecture in `exclude` (one the distillation used) are left out, with a warning."""
+    names = tuple(j for j in cfg.judge_list if j not in exclude)
+    for name in sorted(set(cfg.judge_list) - set(names)):
+        log.warning("judge %s left out: the distillation used networks of that architecture, so it is no "
+                    "independent judge of what it made", name)
+    if not names:
+        raise ConfigError(f"every judge in --judges {cfg.judges} is of an architecture the distillation used "
+                          f"({', '.join(sorted(exclude))}); choose others, e.g. --judges resnet10,lenet")
+    return trained_on_real_data(cfg, dataset, names, cfg.judge_epochs, device)
 
 
 def _wearability(cfg: EvalConfig, sets: dict, dataset: ImageDataset, space: PixelSpace,
-                 device: torch.device) -> dict:
+                 device: torch.device, exclude: set[str]) -> dict:
     """Wearability of each set (its first model's draw for a random baseline), logged per set."""
-    judges = judges_for(cfg, dataset, device)
-    report = {"judges": {j.name: {"test_accuracy": j.test_accuracy} for j in judges}, "sets": {}}
+    judges = judges_for(cfg, dataset, device, exclude)
+    report = {"judges": {j.name: {"test_accuracy": j.test_accuracy} for j in judges},
+              "left_out": sorted(set(cfg.judge_list) & exclude), "sets": {}}
     for name, (make_set, _) in sets.items():
         synthetic = make_set(torch.Generator().manual_seed(model_seed(cfg, 0) + 1))
         wear = report["sets"][name] = wearability(synthetic, space, judges, cfg.wear_crops, cfg.seed,

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from texdistill import architectures, distributed
-from texdistill.data import ImageDataset, PixelSpace
+from texdistill.config import CommonConfig
+from texdistill.data import ImageDataset, PixelSpace, find_dataset
 from texdistill.errors import CheckpointError
 from texdistill.storage import load_tensors, save_tensors
 from texdistill.synthetic import SyntheticSet
@@ -104,33 +105,50 @@ def train_judge(name: str, dataset: ImageDataset, epochs: int, device: torch.dev
     return judge
 
 
-def judge_key(identity: dict, name: str, epochs: int) -> str:
-    """What a cached judge depends on: the dataset's identity, the architecture, the training recipe."""
-    text = json.dumps({"data": identity, "judge": name, "epochs": epochs, "version": JUDGE_VERSION}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def judge_key(identity: dict, name: str, epochs: int, seed: int = JUDGE_SEED) -> str:
+    """What a cached judge depends on: the dataset's identity, the architecture, the training recipe, the seed."""
+    recipe = {"data": identity, "judge": name, "epochs": epochs, "version": JUDGE_VERSION}
+    if seed != JUDGE_SEED:  # (judges keep the key they had before seeds could differ)
+        recipe["seed"] = seed
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_judges(names: tuple[str, ...], dataset: ImageDataset, identity: dict, folder: Path, epochs: int,
-                device: torch.device) -> list[Judge]:
-    """The judges `names` for this dataset: from `folder` if trained before, else trained now and saved there.
+                device: torch.device, seeds: tuple[int, ...] | None = None) -> list[Judge]:
+    """The networks `names` (one per seed in `seeds`; default: the judges' seed) trained on this dataset's real
+    images: from `folder` if trained before, else trained now and saved there.
 
     Under torchrun rank 0 trains and saves them; the other ranks wait and read the files.
     """
     judges = []
-    for name in names:
-        path = folder / f"{dataset.name}-{dataset.image_size[0]}px-{name}-{judge_key(identity, name, epochs)}.safetensors"
+    for name, seed in zip(names, seeds or (JUDGE_SEED,) * len(names)):
+        key = judge_key(identity, name, epochs, seed)
+        path = folder / f"{dataset.name}-{dataset.image_size[0]}px-{name}-{key}.safetensors"
         if not path.exists() and distributed.is_main():
             started = time.time()
-            judge = train_judge(name, dataset, epochs, device)
+            judge = train_judge(name, dataset, epochs, device, seed)
             save_tensors(path, {**{f"model.{k}": v for k, v in judge.model.state_dict().items()},
                                 "mean": judge.mean, "std": judge.std},
                          {"kind": "judge", "architecture": name, "epochs": epochs, "test_accuracy": judge.test_accuracy,
-                          "dataset": dataset.name, "identity": identity, "train_seconds": round(time.time() - started, 1)})
-            log.info("judge %s: trained in %.0f s, test accuracy %.1f %% (cached in %s)", name,
+                          "seed": seed, "dataset": dataset.name, "identity": identity,
+                          "train_seconds": round(time.time() - started, 1)})
+            log.info("%s (seed %d): trained in %.0f s, test accuracy %.1f %% (cached in %s)", name, seed,
                      time.time() - started, 100 * judge.test_accuracy, path)
         distributed.barrier()
         judges.append(_read_judge(path, name, dataset, device))
     return judges
+
+
+def trained_on_real_data(cfg: CommonConfig, dataset: ImageDataset, names: tuple[str, ...], epochs: int,
+                         device: torch.device, seeds: tuple[int, ...] | None = None) -> list[Judge]:
+    """load_judges for the dataset of a stage's options, cached in its cache folder (<cache>/judges/)."""
+    found = find_dataset(**cfg.dataset_options())
+    identity = {"reader": cfg.data, "root": str(found.root.resolve()) if found.root else None, "res": found.res,
+                "classes": list(found.class_names), "holdout": cfg.holdout, "counts": found.counts,
+                **({"patches": cfg.patches} if cfg.patches else {}),
+                **({"background": cfg.background} if cfg.background != "white" else {})}
+    folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
+    return load_judges(names, dataset, identity, folder, epochs, device, seeds)
 
 
 def _read_judge(path: Path, name: str, dataset: ImageDataset, device: torch.device) -> Judge:

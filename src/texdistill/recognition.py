@@ -1,46 +1,68 @@
-"""The recognition term: every sample of the set (every crop of a texture) should read as its class.
+"""The recognition step: every crop of a texture should read as its class, to networks other than the experts.
 
-Trajectory matching alone asks the student's *training* on the set to resemble the experts'; on centred
-objects (Fashion-MNIST) random-offset crops of a canvas cannot do that, and the set learns little (README,
-"Why textures lag"). This term adds, with weight β (`--recognition-weight`), the cross-entropy of trained
-networks — the experts at their last stored epoch, `--recognition-experts` of them drawn per iteration — on
-DSA views of random samples of the set (`--recognition-crops` wrap-around crops per canvas), so the pixels
-also move towards what trained networks recognise as the class, at every offset:
+Trajectory matching alone asks the student's *training* on the set to resemble the experts'. On centred objects
+(Fashion-MNIST) random-offset crops of a canvas cannot do that, and neither can the experts (instance norm,
+a flattening head) be taught to read such crops (README, "The study"). So each distillation iteration can add,
+after MTT's update, `--recognition-steps` Adam steps (lr `--recognition-lr`) on
 
-    L_total = L_match + β · mean_e CE(f_{θ*_e}(DSA(crops)), class)
+    R = mean_r CE(f_r(DSA(crops)), class) + γ · mean_r Σ_l (‖μ_l − μ̂_l‖ + ‖σ²_l − σ̂²_l‖)
 
-Its gradient to the pixels is one backward pass through those networks (no student unroll). The networks
-it uses take part in the distillation, so they are not evidence that it worked; the judges are (judges.py).
+where f_r are *recognisers*: networks of another architecture than the experts (`--recognizers`, by default
+ConvNets with batch norm and max-pooling) trained on the real data, one seed each, cached like the judges;
+the crops are `--recognition-crops` random wrap-around crops per canvas (image sets: images per class) in
+display values. The second term (γ = `--recognition-prior`, after DeepInversion, Yin et al. 2020) keeps the
+batch statistics of the crops at every batch-norm layer l near those the recogniser saw on real images (μ̂,
+σ̂²): without it the crops turn into patterns only the recognisers read; with it what they learn carries over
+to networks that took no part (measured by the judges, which must be of other architectures).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-from texdistill.matching import Student
-from texdistill.models import classification_loss
+from texdistill.augment import DSAConfig, augment
+from texdistill.data import PixelSpace
+from texdistill.judges import Judge
 from texdistill.synthetic import SyntheticSet
+
+RECOGNIZER_SEED = 7_001  # recogniser i is trained with seed RECOGNIZER_SEED + i (the judges use another)
 
 
 @dataclass
 class RecognitionTerm:
-    """β and the trained networks (flat parameter vectors) whose recognition of the set's samples is rewarded."""
+    """R(pixels) of one draw: the recognisers' cross-entropy and the batch-statistics prior."""
 
-    weight: float
-    networks: list[torch.Tensor]  # (P,) each: every expert at its last epoch
-    models_per_step: int  # how many of them one iteration uses
-    crops: int  # samples per class per iteration (crops per canvas; image sets: images per class)
+    recognizers: list[Judge]
+    prior: float  # γ
+    crops: int  # samples per class per step
+    dsa: DSAConfig | None
+    _moments: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
 
-    def gradient(self, student: Student, synthetic: SyntheticSet, seed: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean cross-entropy, its gradient to the pixels × β) on DSA views of the draw `seed`."""
-        pick = torch.randperm(len(self.networks), generator=generator)[:self.models_per_step].tolist()
-        draw = synthetic.draw(seed, per_class=self.crops)
-        with torch.enable_grad():
-            view = student.view(synthetic.take(draw)[0], seed)
-            labels = synthetic.labels[draw.index.to(synthetic.labels.device)]
-            loss = sum(classification_loss(student.flat.forward(self.networks[i], view), labels) for i in pick) / len(pick)
-            grad, = torch.autograd.grad(loss, synthetic.pixels)
-        return loss.detach(), self.weight * grad
+    def __post_init__(self) -> None:
+        for judge in self.recognizers:
+            judge.model.eval()  # batch norm with its running statistics; the recognisers are never trained here
+            judge.model.requires_grad_(False)
+            for layer in judge.model.modules():
+                if isinstance(layer, nn.BatchNorm2d):
+                    layer.register_forward_hook(self._record_moments)
+
+    def _record_moments(self, layer: nn.BatchNorm2d, inputs: tuple[torch.Tensor], _output: torch.Tensor) -> None:
+        x = inputs[0]  # (B, C, H, W): what the layer normalises
+        mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+        self._moments.append((mean - layer.running_mean).norm() + (var - layer.running_var).norm())
+
+    def loss(self, synthetic: SyntheticSet, space: PixelSpace, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, the mean cross-entropy alone) on the draw `seed`; R is differentiable to synthetic.pixels."""
+        shown, labels = synthetic.displayed_batch(space, synthetic.draw(seed, per_class=self.crops))
+        ce, prior = 0.0, 0.0
+        for judge in self.recognizers:
+            self._moments.clear()
+            view = augment((shown - judge.mean.to(shown)) / judge.std.to(shown), self.dsa, seed)
+            ce = ce + F.cross_entropy(judge.model(view), labels)
+            prior = prior + sum(self._moments, torch.zeros((), device=shown.device))
+        n = len(self.recognizers)
+        return (ce + self.prior * prior) / n, (ce / n).detach()

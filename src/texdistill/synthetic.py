@@ -88,6 +88,11 @@ class SyntheticSet(nn.Module):
         their classes (B,) — `crops` random wrap-around crops per canvas, or every image of an image set."""
         raise NotImplementedError
 
+    def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples of `draw` in display values (B, C, H, W) (1 = white, not clamped; differentiable to the
+        pixels) and their classes (B,)."""
+        raise NotImplementedError
+
     def class_pixels(self, label: int) -> torch.Tensor:
         """What a class owns, for saving/previews: (k, C, H, W) images or (1, C, Hc, Wc) canvas."""
         return self.pixels[self.labels == label].detach()
@@ -152,6 +157,10 @@ class ImageSet(SyntheticSet):
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.displayable(space), self.labels.cpu()
 
+    def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        index = draw.index.to(self.pixels.device)
+        return space.display_values(self.pixels[index]), self.labels[index]
+
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return image_grid(to_uint8(self.class_pixels(label)))
 
@@ -204,6 +213,12 @@ class TextureCanvas(SyntheticSet):
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         draw = self.draw(seed, per_class=crops)
         return wrap_crops(self.displayable(space), draw.index, draw.dy, draw.dx, self.crop), draw.index
+
+    def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.pixels.device
+        shown = space.display_values(self.pixels, periodic=True)  # (K, C, Hc, Wc): ZCA acts on whole tori
+        index = draw.index.to(device)
+        return wrap_crops(shown, index, draw.dy.to(device), draw.dx.to(device), self.crop), self.labels[index]
 
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return to_uint8(self.class_pixels(label))[0]

@@ -32,16 +32,17 @@ READERS: dict[str, Reader] = {
 
 
 def find_dataset(name: str, data_dir: str | None = None, res: int | None = None,
-                 classes: tuple[str, ...] | None = None, holdout: float = 0.1) -> Found:
+                 classes: tuple[str, ...] | None = None, holdout: float = 0.1, patches: int = 0,
+                 background: str = "white") -> Found:
     """Locate a dataset (see READERS) without decoding it: layout, classes, counts, source files."""
-    return _scan(DataRequest(name, data_dir, res, classes, holdout))
+    return _scan(DataRequest(name, data_dir, res, classes, holdout, patches, background))
 
 
 def load_dataset(name: str, data_dir: str | None = None, res: int | None = None, *,
-                 classes: tuple[str, ...] | None = None, holdout: float = 0.1,
-                 cache_dir: str | Path | None = None) -> ImageDataset:
+                 classes: tuple[str, ...] | None = None, holdout: float = 0.1, patches: int = 0,
+                 background: str = "white", cache_dir: str | Path | None = None) -> ImageDataset:
     """Load a dataset by name, decoded once into `cache_dir` (memory-mapped afterwards) when given."""
-    request = DataRequest(name, data_dir, res, classes, holdout)
+    request = DataRequest(name, data_dir, res, classes, holdout, patches, background)
     found = _scan(request)
     log.info("%s: %s", found.name, found.layout)
     if cache_dir is not None and found.cacheable:
@@ -52,7 +53,11 @@ def load_dataset(name: str, data_dir: str | None = None, res: int | None = None,
 def _scan(request: DataRequest) -> Found:
     if request.name not in READERS:
         raise DataError(f"unknown dataset '{request.name}'; choose one of: {', '.join(READERS)}")
-    return READERS[request.name].scan(request)
+    found = READERS[request.name].scan(request)
+    if request.patches and not found.patched:
+        raise DataError(f"--patches cuts crops from image files; {request.name} is stored as arrays of "
+                        f"{found.res}-px images: drop --patches (it is for folder, ImageNet subsets, tinyimagenet)")
+    return found
 
 
 __all__ = ["DataRequest", "DatasetShape", "Found", "ImageDataset", "PixelSpace", "READERS", "find_dataset",

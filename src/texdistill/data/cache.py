@@ -32,8 +32,12 @@ META = "meta.json"
 
 def identity(found: Found, request: DataRequest) -> dict:
     """What the cached arrays depend on besides the files' contents."""
-    return {"version": CACHE_VERSION, "reader": request.name, "root": str(Path(found.root).resolve()),
-            "res": found.res, "classes": list(found.class_names), "holdout": request.holdout}
+    ident = {"version": CACHE_VERSION, "reader": request.name, "root": str(Path(found.root).resolve()),
+             "res": found.res, "classes": list(found.class_names), "holdout": request.holdout}
+    # options added later count only when set, so caches made before them keep their folder
+    ident.update({k: getattr(request, k) for k, default in (("patches", 0), ("background", "white"))
+                  if getattr(request, k) != default})
+    return ident
 
 
 def fingerprint(found: Found) -> str:

@@ -68,4 +68,4 @@ def scan_folder(request: DataRequest) -> Found:
         layout = f"<class>/ folders, {request.holdout:.0%} of each class held out as the test split (--holdout)"
     else:
         layout = "<class>/ folders, no test split (--holdout 0)"
-    return file_source("folder", root, layout, names, items, request.res or DEFAULT_RES)
+    return file_source("folder", root, layout, names, items, request.res or DEFAULT_RES, request)

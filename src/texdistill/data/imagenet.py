@@ -104,4 +104,4 @@ def scan_imagenet_subset(subset: str, request: DataRequest) -> Found:
         items["test"] = sorted((p, label_of[s]) for p, s in labels.items() if p.is_file())
         val_layout = f"flat val/ folder labelled by {gt_file}"
     layout = f"ImageNet tree {root}: train/<synset>/ folders, {val_layout}"
-    return file_source(subset, root, layout, [names[c] for c in keep], items, request.res or DEFAULT_RES)
+    return file_source(subset, root, layout, [names[c] for c in keep], items, request.res or DEFAULT_RES, request)

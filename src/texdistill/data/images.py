@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from texdistill.data.dataset import square_crop
-from texdistill.data.source import SPLITS, Decoded, Found, class_counts
+from texdistill.data.source import SPLITS, DataRequest, Decoded, Found, class_counts
 from texdistill.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,23 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if is_image_file(p) and p.is_file())
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode → RGB: 16-bit/float greyscale rescaled to 8 bits, transparency composited onto white."""
+BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+def background_rgb(text: str) -> tuple[int, int, int]:
+    """'white', 'black' or '#rrggbb' → an RGB triple; DataError naming the accepted forms otherwise."""
+    if text.lower() in BACKGROUNDS:
+        return BACKGROUNDS[text.lower()]
+    if len(text) == 7 and text.startswith("#"):
+        try:
+            return tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))
+        except ValueError:
+            pass
+    raise DataError(f"--background must be white, black or a colour #rrggbb (e.g. #808080), got '{text}'")
+
+
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUNDS["white"]) -> Image.Image:
+    """Any PIL mode → RGB: 16-bit/float greyscale rescaled to 8 bits, transparency composited onto `background`."""
     image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
     if image.mode in HIGH_BIT_MODES:
         values = np.asarray(image, dtype=np.float64)
@@ -44,7 +61,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "P":
         image = image.convert("RGBA")  # a palette may carry transparency
     if image.mode in ALPHA_MODES:
-        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image.convert("RGBA"))
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (*background, 255)), image.convert("RGBA"))
     return image.convert("RGB")
 
 
@@ -58,49 +75,86 @@ def _full_scale(mode: str, top: float) -> float:
     return 255.0 if top <= 255 else 65535.0
 
 
-def read_image(path: Path, res: int) -> np.ndarray:
-    """One image file → uint8 (res, res, 3): shorter side resized to res, centre crop."""
+@dataclass(frozen=True)
+class Reading:
+    """How image files become training images: the side, how many crops per picture, the background."""
+
+    res: int
+    patches: int = 0  # 0: one centre crop per picture; N: N random crops per picture at several scales
+    background: tuple[int, int, int] = BACKGROUNDS["white"]
+
+    @property
+    def per_file(self) -> int:
+        return self.patches or 1
+
+
+def read_image(path: Path, reading: Reading) -> np.ndarray:
+    """One image file → uint8 (per_file, res, res, 3): its centre crop (shorter side resized to res), or
+    `patches` random square crops — side log-uniform between res and the shorter side, anywhere in the picture,
+    resized to res — drawn from a generator seeded by the file's name, so a file always gives the same patches."""
+    res = reading.res
     with Image.open(path) as image:
-        if image.format == "JPEG":
+        if image.format == "JPEG" and not reading.patches:
             image.draft(image.mode, (res, res))  # decode at the smallest DCT scale that is still ≥ res
         image.load()
-        return np.asarray(square_crop(to_rgb(image), res), dtype=np.uint8)
+        rgb = to_rgb(image, reading.background)
+    if not reading.patches:
+        return np.asarray(square_crop(rgb, res), dtype=np.uint8)[None]
+    w, h = rgb.size
+    short = min(w, h)
+    seed = int.from_bytes(hashlib.sha1(f"{path.name}:{reading.patches}".encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    low, high = np.log(min(res, short)), np.log(short)  # never upsampled from fewer pixels than res, unless tiny
+    out = np.empty((reading.patches, res, res, 3), dtype=np.uint8)
+    for i in range(reading.patches):
+        side = int(round(np.exp(rng.uniform(low, max(low, high)))))
+        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        crop = rgb.crop((x, y, x + side, y + side))
+        out[i] = np.asarray(crop.resize((res, res), Image.Resampling.BICUBIC, reducing_gap=2.0), dtype=np.uint8)
+    return out
 
 
-def _try_read(path: Path, res: int) -> np.ndarray | str:
+def _try_read(path: Path, reading: Reading) -> np.ndarray | str:
     try:
-        return read_image(path, res)
+        return read_image(path, reading)
     except Exception as exc:  # noqa: BLE001 — any decoder failure means: skip this file and say why
         return f"{exc.__class__.__name__}: {exc}"
 
 
-def decode_files(items: list[tuple[Path, int]], res: int, desc: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode (file, label) pairs in parallel → uint8 (N, res, res, 3), labels (N,), skipped "file: reason"."""
-    images = np.zeros((len(items), res, res, 3), dtype=np.uint8)
+def decode_files(items: list[tuple[Path, int]], reading: Reading, desc: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode (file, label) pairs in parallel → uint8 (N·per_file, res, res, 3), labels, skipped "file: reason"."""
+    res, per_file = reading.res, reading.per_file
+    images = np.zeros((len(items), per_file, res, res, 3), dtype=np.uint8)
     ok = np.zeros(len(items), dtype=bool)
     skipped = []
     workers = min(32, os.cpu_count() or 1)  # PIL decodes and resizes without the GIL
     with ThreadPoolExecutor(workers) as pool:
-        results = pool.map(lambda item: _try_read(item[0], res), items, chunksize=16)
+        results = pool.map(lambda item: _try_read(item[0], reading), items, chunksize=16)
         for i, result in enumerate(tqdm(results, total=len(items), desc=desc, unit="img", dynamic_ncols=True)):
             if isinstance(result, str):
                 skipped.append(f"{items[i][0]}: {result}")
             else:
                 images[i], ok[i] = result, True
-    labels = np.array([label for _, label in items], dtype=np.int64)
-    return images[ok], labels[ok], skipped
+    labels = np.repeat(np.array([label for _, label in items], dtype=np.int64), per_file)
+    return images.reshape(-1, res, res, 3)[np.repeat(ok, per_file)], labels[np.repeat(ok, per_file)], skipped
 
 
-def file_source(name: str, root: Path, layout: str, class_names: list[str], items: Items, res: int) -> Found:
-    """A Found for datasets of one image file per sample."""
+def file_source(name: str, root: Path, layout: str, class_names: list[str], items: Items, res: int,
+                request: DataRequest) -> Found:
+    """A Found for datasets of image files: one sample per file, or --patches samples per file. Splits are made
+    by file before decoding, so the patches of a picture are all in one split (no leakage into the test set)."""
+    reading = Reading(res, request.patches, background_rgb(request.background))
     k = len(class_names)
-    counts = {split: class_counts(np.array([label for _, label in items[split]], dtype=np.int64), k)
+    counts = {split: [n * reading.per_file for n in class_counts(np.array([label for _, label in items[split]],
+                                                                          dtype=np.int64), k)]
               for split in SPLITS}
+    if request.patches:
+        layout += f"; {request.patches} random crops per picture (--patches), each split's pictures apart"
 
     def decode() -> Decoded:
         arrays, skipped = {}, []
         for split in SPLITS:
-            images, labels, bad = decode_files(items[split], res, f"decode {name} {split}")
+            images, labels, bad = decode_files(items[split], reading, f"decode {name} {split}")
             arrays[split] = (images, labels)
             skipped += bad
         if skipped:
@@ -114,4 +168,4 @@ def file_source(name: str, root: Path, layout: str, class_names: list[str], item
         return Decoded(arrays, skipped)
 
     files = [path for split in SPLITS for path, _ in items[split]]
-    return Found(name, root, layout, class_names, counts, files, 3, res, decode)
+    return Found(name, root, layout, class_names, counts, files, 3, res, decode, patched=True)

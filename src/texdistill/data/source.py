@@ -31,6 +31,8 @@ class DataRequest:
     res: int | None = None
     classes: tuple[str, ...] | None = None  # class names to keep, in this order (None: all)
     holdout: float = 0.1  # folder datasets without a test split: fraction of each class held out
+    patches: int = 0  # image-file datasets: random crops per picture (0: one centre crop per picture)
+    background: str = "white"  # what transparent pixels are composited onto: white, black or #rrggbb
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Found:
     res: int
     decode: Callable[[], Decoded]
     cacheable: bool = True  # False for the embedded demo set: it loads faster than a cache would
+    patched: bool = False  # decode() cuts --patches crops per picture (image-file readers)
 
     @property
     def shape(self) -> DatasetShape:

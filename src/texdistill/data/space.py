@@ -55,13 +55,18 @@ class PixelSpace:
             x = self.zca.unwhiten(x, periodic)
         return (x * self.std + self.mean).clamp(0.0, 1.0)
 
+    def display_values(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
+        """Model-space pixels (N, C, H, W) → display values (1 = white), not clamped; differentiable, on x's
+        device and dtype (decode() is the clamped, detached version for PNGs)."""
+        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        plain = self.zca.unwhiten(x, periodic).to(x.dtype) if self.zca else x
+        return plain * std + mean
+
     def project(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         """Model-space pixels (N, C, H, W) moved to the nearest displayable ones (display values clamped to
         [0, 1], with ZCA: in unwhitened space) — what a PNG of them shows, on x's device and dtype."""
         mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
-        plain = self.zca.unwhiten(x, periodic).to(x.dtype) if self.zca else x
-        shown = (plain * std + mean).clamp(0.0, 1.0)
-        back = (shown - mean) / std
+        back = (self.display_values(x, periodic).clamp(0.0, 1.0) - mean) / std
         return self.zca.whiten(back, periodic).to(x.dtype) if self.zca else back
 
     def to_uint8(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:

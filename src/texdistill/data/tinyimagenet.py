@@ -67,4 +67,4 @@ def scan_tinyimagenet(request: DataRequest) -> Found:
     else:
         raise DataError(f"{root / 'val'} has neither val_annotations.txt nor one folder per class")
     layout = f"Tiny ImageNet release layout: train/<wnid>/images/, {val_layout}"
-    return file_source("tinyimagenet", root, layout, [names[c] for c in keep], items, request.res or NATIVE_RES)
+    return file_source("tinyimagenet", root, layout, [names[c] for c in keep], items, request.res or NATIVE_RES, request)
