@@ -17,10 +17,11 @@ import statistics
 
 import torch
 
-from texdistill.config import DistillConfig, build_config, preset_values
-from texdistill.distill import Distiller
-from texdistill.matching import MatchProblem, match
-from texdistill.synthetic import Draw, ImageSet, TextureCanvas
+from texdistill.config import DistillConfig, build_config
+from texdistill.method.distill import Distiller
+from texdistill.method.matching import MatchProblem, match
+from texdistill.method.synthetic import Draw, ImageSet, TextureCanvas
+from texdistill.presets import preset_values
 
 
 class GridCrops(TextureCanvas):

@@ -8,7 +8,7 @@ from tinyrun import distill_cli, evaluate_cli, experts_cli, make_tiny_data, one_
 
 from texdistill.cli import main
 from texdistill.data import PixelSpace, load_dataset
-from texdistill.models import FlatParams, ModelSpec
+from texdistill.method.models import FlatParams, ModelSpec
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +74,8 @@ def quick_demo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_run(quick_demo, tmp_path_factory):
     """A tiny image-mode (not texture) distillation on the quick demo's experts: 2 images per class."""
-    from texdistill import distill
     from texdistill.config import DistillConfig
+    from texdistill.method import distill
 
     out = tmp_path_factory.mktemp("image-run") / "run"
     distill.run(DistillConfig(out=str(out), experts_dir=str(quick_demo[0] / "experts"), width=16, ipc=2,

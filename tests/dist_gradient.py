@@ -8,10 +8,10 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-
 from test_matching import tiny_problem
+
 from texdistill import distributed
-from texdistill.matching import match
+from texdistill.method.matching import match
 
 
 def gradients() -> dict[str, torch.Tensor]:

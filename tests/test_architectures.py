@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from texdistill.architectures import ARCHITECTURES, build
 from texdistill.errors import ConfigError
+from texdistill.method.architectures import ARCHITECTURES, build
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from texdistill.augment import DSAConfig, apply, augment, sample_params
 from texdistill.errors import ConfigError
+from texdistill.method.augment import DSAConfig, apply, augment, sample_params
 
 
 def smooth_images(b=6, c=3, h=16, w=16):

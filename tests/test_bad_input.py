@@ -216,7 +216,7 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resume
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    import texdistill.distill as distill_module
+    import texdistill.method.distill as distill_module
 
     real_save = distill_module.Distiller.save_result
 

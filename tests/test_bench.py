@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from texdistill.bench import format_table, run
 from texdistill.cli import main
-from texdistill.config import BenchConfig
+from texdistill.tools.bench import BenchConfig, format_table, run
 
 
 def tiny_bench(tmp_path, **overrides) -> BenchConfig:

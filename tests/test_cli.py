@@ -3,7 +3,8 @@ import json
 import pytest
 
 from texdistill.cli import main
-from texdistill.config import RUN_COMMANDS, STAGES
+from texdistill.commands import RUN_COMMANDS
+from texdistill.config import STAGES
 
 
 @pytest.mark.parametrize("command", [*STAGES, *RUN_COMMANDS, "demo", "presets"])

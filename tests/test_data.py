@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from datafiles import write_idx
 
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.data.dataset import resize_square
 from texdistill.data.fashion_mnist import CLASS_NAMES, read_idx
 from texdistill.errors import DataError
-from datafiles import write_idx
 
 
 def test_demo_data_loads_offline_and_is_balanced(demo_data):

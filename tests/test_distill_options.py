@@ -9,9 +9,10 @@ from tinyrun import distill_cli, evaluate_cli, with_option
 
 from texdistill.cli import main
 from texdistill.config import DistillConfig, build_config
-from texdistill.distill import CHECKPOINT, Distiller, load_result
-from texdistill.evaluate import EVAL_FILE
-from texdistill.recognition import RecognitionTerm
+from texdistill.method.distill import CHECKPOINT, Distiller
+from texdistill.method.evaluate import EVAL_FILE
+from texdistill.method.recognition import RecognitionTerm
+from texdistill.method.setfile import load_result
 from texdistill.storage import load_tensors, read_json, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -97,3 +98,17 @@ def test_the_recognition_step_descends_the_recognisers_objective(tmp_path, tiny_
         synthetic.pixels -= 0.5 * grad / grad.norm()
     assert term.loss(synthetic, space, seed=5)[0] < loss  # a step against the gradient lowers the same draw's R
     assert all(not p.requires_grad for r in recognizers for p in r.model.parameters())  # the recognisers stay fixed
+
+
+def test_the_checkpoint_callback_follows_every_checkpoint(tmp_path, tiny_experts):
+    shutil.copytree(tiny_experts, tmp_path / "run")
+    values = {"data": "fashion-mnist", "out": str(tmp_path / "run"), "texture": True, "max_start_epoch": 2,
+              "expert_epochs": 1, "syn_steps": 2, "iterations": 5, "ckpt_every": 2}
+    args = distill_cli()
+    values.update(data_dir=args[args.index("--data-dir") + 1], res=int(args[args.index("--res") + 1]),
+                  width=int(args[args.index("--width") + 1]))
+    seen = []
+    distiller = Distiller(build_config(DistillConfig, values),
+                          on_checkpoint=lambda: seen.append(load_result(tmp_path / "run")[1]["iteration"]))
+    distiller.run()
+    assert seen == [2, 4, 5]  # after each checkpoint, with the result of that iteration already written

@@ -7,16 +7,16 @@ import statistics
 
 import pytest
 import torch
-from tinyrun import SIDE, _data_dir, evaluate_cli, with_option
+from tinyrun import SIDE, evaluate_cli, with_option
 
-from texdistill import evaluate
 from texdistill.cli import main
 from texdistill.config import EvalConfig
 from texdistill.data import PixelSpace, load_dataset
-from texdistill.evaluate import EVAL_FILE, plus_minus, seam_report, summary, train_on_synthetic
-from texdistill.models import ModelSpec
-from texdistill.synthetic import ImageSet, TextureCanvas, build_synthetic
-from texdistill.training import top1_accuracy
+from texdistill.method import evaluate
+from texdistill.method.evaluate import EVAL_FILE, plus_minus, seam_report, summary, train_on_synthetic
+from texdistill.method.models import ModelSpec
+from texdistill.method.synthetic import ImageSet, TextureCanvas, build_synthetic
+from texdistill.method.training import top1_accuracy
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from texdistill import experts
 from texdistill.config import ExpertsConfig
 from texdistill.errors import CheckpointError
-from texdistill.experts import ExpertBank, ExpertTrainer, expert_path
-from texdistill.models import FlatParams
+from texdistill.method import experts
+from texdistill.method.experts import ExpertBank, ExpertTrainer, expert_path
+from texdistill.method.models import FlatParams
+from texdistill.method.training import top1_accuracy
 from texdistill.storage import load_tensors
-from texdistill.training import top1_accuracy
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from texdistill.cli import main
-from texdistill.distill import load_result
-from texdistill.textures import seam_ratio
-from texdistill.wang import E, N, S, W
+from texdistill.method.setfile import load_result
+from texdistill.method.torus import seam_ratio
+from texdistill.products.wang import E, N, S, W
 
 
 def read(path) -> np.ndarray:

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from texdistill.config import DistillConfig
-from texdistill.distill import CHECKPOINT, RESULT, Distiller, load_result
 from texdistill.errors import NumericalError
+from texdistill.method.distill import CHECKPOINT, Distiller
+from texdistill.method.setfile import RESULT, load_result
 from texdistill.storage import load_tensors, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("single_thread")

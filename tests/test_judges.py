@@ -5,10 +5,10 @@ import logging
 import pytest
 import torch
 
-from texdistill import judges as judges_module
 from texdistill.data import ImageDataset, PixelSpace
-from texdistill.judges import Judge, load_judges, recognition, translate, wearability
-from texdistill.synthetic import ImageSet, TextureCanvas
+from texdistill.method import judges as judges_module
+from texdistill.method.judges import Judge, load_judges, recognition, translate, wearability
+from texdistill.method.synthetic import ImageSet, TextureCanvas
 
 K = 3
 

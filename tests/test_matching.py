@@ -1,11 +1,11 @@
 import pytest
 import torch
-
 from conftest import tiny_flat
-from texdistill.augment import DSAConfig
+
 from texdistill.config import GRAD_MODES, MATCH_LOSSES, DistillConfig
-from texdistill.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match
-from texdistill.synthetic import ImageSet, TextureCanvas
+from texdistill.method.augment import DSAConfig
+from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match
+from texdistill.method.synthetic import ImageSet, TextureCanvas
 
 
 def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool = False,

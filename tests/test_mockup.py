@@ -8,14 +8,24 @@ import torch
 from PIL import Image
 
 from texdistill.cli import main
-from texdistill.config import DistillConfig, ExpertsConfig, MockupConfig
-from texdistill.distill import Distiller
+from texdistill.commands import MockupConfig
+from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.errors import ConfigError
-from texdistill.experts import ExpertTrainer
-from texdistill.garments import GARMENTS, WIDTH, parse_path
-from texdistill.mockup import (BACKGROUND, PATTERN_PAD, Frame, colour, fabric, garment_layers, html_fragment,
-                               render, repeat_unit)
-from texdistill.textures import resample_periodic
+from texdistill.method.distill import Distiller
+from texdistill.method.experts import ExpertTrainer
+from texdistill.products.garments import GARMENTS, WIDTH, parse_path
+from texdistill.products.mockup import (
+    BACKGROUND,
+    PATTERN_PAD,
+    Frame,
+    colour,
+    fabric,
+    garment_layers,
+    html_fragment,
+    render,
+    repeat_unit,
+)
+from texdistill.products.textures import resample_periodic
 
 
 def random_unit(c=3, h=20, w=30, seed=0):

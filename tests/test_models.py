@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from texdistill.errors import ConfigError
-from texdistill.models import FlatParams, ModelSpec, depth_for_resolution
+from texdistill.method.models import FlatParams, ModelSpec, depth_for_resolution
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -1,19 +1,19 @@
 import base64
 import io
-import xml.dom.minidom
 import json
 import os
 import re
 import shutil
+import xml.dom.minidom
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from chromium import Browser, find_chromium
 from PIL import Image
 
-from chromium import Browser, find_chromium
-from texdistill import report
-from texdistill.distill import load_result
+from texdistill.method.setfile import load_result
+from texdistill.products import report
 
 
 class Links(HTMLParser):
@@ -147,3 +147,11 @@ def test_report_flags_an_evaluation_of_an_older_set(quick_demo, tmp_path):
     page = report.build(run)
     assert f"Evaluated at iteration {results['iteration']}" in page and "No distillation log lines yet" in page
     assert "123.00" not in page  # the distilled set's seams are measured afresh
+
+
+def test_a_live_report_reloads_itself_and_the_final_one_does_not(quick_demo):
+    run = quick_demo[0]
+    live = report.build(run, live=True)
+    assert '<meta http-equiv="refresh" content="30">' in live and 'id="live"' in live
+    final = (run / "report.html").read_text()  # written by the pipeline when the run ended
+    assert "http-equiv" not in final and 'id="live"' not in final

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, start_cli, wait_for_log, with_option
 
-from texdistill import evaluate
 from texdistill.cli import main
-from texdistill.experts import expert_path
+from texdistill.method import evaluate
+from texdistill.method.experts import expert_path
 from texdistill.storage import load_tensors, read_jsonl, read_metadata
 
 pytestmark = pytest.mark.usefixtures("single_thread")

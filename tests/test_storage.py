@@ -14,8 +14,16 @@ import torch
 
 from texdistill import storage
 from texdistill.errors import CheckpointError, StorageError
-from texdistill.storage import (JsonlLog, load_tensors, read_jsonl, read_metadata, save_npz, save_png, save_tensors,
-                                write_json)
+from texdistill.storage import (
+    JsonlLog,
+    load_tensors,
+    read_jsonl,
+    read_metadata,
+    save_npz,
+    save_png,
+    save_tensors,
+    write_json,
+)
 
 
 class FullDisk:

@@ -4,7 +4,7 @@ import pytest
 from tinyrun import SIDE, _data_dir, one_thread
 
 from texdistill.cli import main
-from texdistill.sweep import experts_folder
+from texdistill.tools.sweep import experts_folder
 
 
 def tiny_spec(path, rows, base=None):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from texdistill.synthetic import ImageSet, TextureCanvas, build_synthetic, collage, from_state, wrap_crops
+from texdistill.method.synthetic import ImageSet, TextureCanvas, build_synthetic, collage, from_state, wrap_crops
 
 
 def numbered_canvas(k=2, c=1, h=6, w=8):

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from texdistill.textures import (periodic_resample_matrix, random_rolls, resample_periodic, seam_metrics,
-                                 seam_ratio, seam_zscore, tile, wrap_crops)
-from texdistill.wang import E, N, S, W, render_wang, tile_set, wang_layout, wang_tiles
+from texdistill.method.torus import random_rolls, seam_metrics, seam_ratio, seam_zscore, tile, wrap_crops
+from texdistill.products.textures import periodic_resample_matrix, resample_periodic
+from texdistill.products.wang import E, N, S, W, render_wang, tile_set, wang_layout, wang_tiles
 
 
 def smooth_torus(channels=1, size=48, blur=1.0, seed=0) -> torch.Tensor:

@@ -7,10 +7,11 @@ from PIL import Image
 from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.data import ImageDataset, PixelSpace, load_dataset
 from texdistill.data.zca import ZCAFilter
-from texdistill.distill import Distiller, load_result
 from texdistill.errors import ConfigError
-from texdistill.experts import ExpertBank, ExpertTrainer
-from texdistill.mockup import class_units
+from texdistill.method.distill import Distiller
+from texdistill.method.experts import ExpertBank, ExpertTrainer
+from texdistill.method.setfile import load_result
+from texdistill.products.mockup import class_units
 
 SIDE, CHANNELS = 8, 2
 MIXING = torch.tensor([[1.0, 0.4], [0.4, 0.7]], dtype=torch.float64)

@@ -13,12 +13,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from texdistill import __version__, distributed
-from texdistill.config import (PRESETS, RUN_COMMANDS, STAGES, TOOLS, build_config, field_types, file_values,
-                               preset_values)
+from texdistill.commands import RUN_COMMANDS
+from texdistill.config import STAGES, build_config, field_types, file_values
 from texdistill.errors import TexdistillError
-from texdistill.hostmem import keep_freed_memory
+from texdistill.presets import PRESETS, preset_values
+from texdistill.tools.bench import BenchConfig
+from texdistill.tools.hostmem import keep_freed_memory
 
 log = logging.getLogger("texdistill")
+# commands that take presets and config files like the stages, but neither train nor write a run
+TOOLS = {"bench": BenchConfig}
 
 
 def _flag(name: str) -> str:
@@ -47,23 +51,23 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
 def _stage_runner(stage: str) -> Callable[[Any], Any]:
     # imported lazily so `texdistill --help` stays fast
     if stage == "experts":
-        from texdistill.experts import run
+        from texdistill.method.experts import run
     elif stage == "distill":
-        from texdistill.distill import run
+        from texdistill.method.distill import run
     elif stage == "evaluate":
-        from texdistill.evaluate import run
+        from texdistill.method.evaluate import run
     elif stage == "run":
         from texdistill.pipeline import run
     elif stage == "mockup":
-        from texdistill.mockup import run
+        from texdistill.products.mockup import run
     elif stage == "export":
-        from texdistill.export import run
+        from texdistill.products.export import run
     elif stage == "report":
-        from texdistill.report import run
+        from texdistill.products.report import run
     elif stage == "bench":
-        from texdistill.bench import run
+        from texdistill.tools.bench import run
     elif stage == "sweep":
-        from texdistill.sweep import run
+        from texdistill.tools.sweep import run
     else:
         raise KeyError(stage)
     return run
@@ -160,7 +164,7 @@ def _main(argv: list[str]) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command == "presets":
-            from texdistill.estimate import GPU_FLOPS, preset_summary
+            from texdistill.tools.estimate import GPU_FLOPS, preset_summary
             print(f"name                     description\n{'':25s}estimated peak memory per --grad-mode, expert "
                   f"storage, compute time (GPU at {GPU_FLOPS / 1e12:.0f} TFLOP/s; 2 CPU cores)")
             for name, (description, values) in PRESETS.items():
@@ -173,7 +177,7 @@ def _main(argv: list[str]) -> int:
         values = {k: v for k, v in vars(args).items()
                   if k not in ("command", "preset", "config", "debug", "dry_run")}
         if getattr(args, "dry_run", False):
-            from texdistill.estimate import dry_run
+            from texdistill.tools.estimate import dry_run
             print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
             return 0
         cfg = build_config({**STAGES, **RUN_COMMANDS, **TOOLS}[args.command], values)

@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from texdistill.architectures import ARCHITECTURES
-from texdistill.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.data.images import background_rgb
 from texdistill.errors import ConfigError
-from texdistill.garments import GARMENTS
-from texdistill.matching import GRADIENT_MODES, MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
+from texdistill.method.architectures import ARCHITECTURES
+from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
+from texdistill.method.matching import GRADIENT_MODES
+from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
 
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
@@ -335,57 +335,6 @@ class EvalConfig(CommonConfig):
 
 
 @dataclass
-class BenchConfig(DistillConfig):
-    """Time one distillation iteration and measure its peak memory for each gradient mode and syn_steps.
-
-    Runs on random pixels and a random expert segment shaped like --data (no dataset or experts needed:
-    time and memory do not depend on the values). Per syn_steps, one fresh process times all modes,
-    interleaved; each (mode, syn_steps) measures its peak memory in a fresh process of its own.
-    """
-
-    # options that do not shape one iteration: accepted (a run's config.json works) but not shown
-    UNUSED: ClassVar[tuple[str, ...]] = (
-        "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
-        "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
-        "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every",
-        "max_bad_steps", "start_ramp", "soft_labels", "lr_label", "ema_decay", "min_syn_lr", "match_loss",
-        "clamp_pixels", "recognition_lr", "recognizers", "recognition_models", "recognition_prior",
-        "recognition_crops", "recognition_steps", "recognizer_epochs")
-
-    channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
-    num_classes: int | None = option(None, "number of classes (default: that of --data)")
-    steps: str = option("10,20,40,80", "comma-separated syn_steps to measure (replaces --syn-steps)")
-    modes: str = option("unroll,remat,remat+compile,first-order,first-order+compile",
-                        "comma-separated gradient modes; '+compile' runs a mode with --compile on "
-                        "(unroll is the reference of the ratio and gradient-difference columns)")
-    repeats: int = option(5, "timed iterations per (mode, syn_steps) after one warm-up; the fastest is reported "
-                             "(other load only adds time)")
-    dtype: str = option("float32", "floating-point precision of network and pixels", choices=("float32", "float64"))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.channels is None or self.channels >= 1, f"--channels must be ≥ 1, got {self.channels}")
-        _require(self.num_classes is None or self.num_classes >= 2, f"--num-classes must be ≥ 2, got {self.num_classes}")
-        _require(self.repeats >= 1, f"--repeats must be ≥ 1, got {self.repeats}")
-        try:
-            steps = self.step_list()
-        except ValueError:
-            steps = []
-        _require(bool(steps) and min(steps) >= 1, f"--steps must be positive integers like 10,20,40, got '{self.steps}'")
-        for mode in self.mode_list():
-            name, compiled = mode.removesuffix("+compile"), mode.endswith("+compile")
-            _require(name in GRAD_MODES and not (compiled and name == "unroll"),
-                     f"unknown bench mode '{mode}'; use {', '.join(GRAD_MODES)}, optionally with '+compile' "
-                     f"(not unroll)")
-
-    def step_list(self) -> list[int]:
-        return [int(s) for s in self.steps.split(",") if s.strip()]
-
-    def mode_list(self) -> list[str]:
-        return _names(self.modes)
-
-
-@dataclass
 class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
     """Run every stage with one set of options: experts → distill → evaluate → mock-ups → export → report.
 
@@ -404,198 +353,11 @@ class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
 
 STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
                                          "evaluate": EvalConfig, "run": PipelineConfig}
-# commands that take presets and config files like the stages, but neither train nor write a run
-TOOLS: dict[str, type[CommonConfig]] = {"bench": BenchConfig}
 
 
 def _names(value: str | None) -> list[str] | None:
     """A comma-separated option as a list of names (None stays None)."""
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-@dataclass
-class MockupConfig:
-    """Render each class texture of a run as fabric on garment and product silhouettes: RUN/mockups/."""
-
-    run: str = option("runs/demo", "run folder holding synthetic.safetensors (a finished or checkpointed "
-                                   "distillation)", positional=True)
-    classes: str | None = option(None, "comma-separated class names to mock up (auto: every class)")
-    garments: str = option("tshirt,dress,scarf,tote,cushion", "comma-separated silhouettes "
-                                                               f"({', '.join(GARMENTS)})")
-    scale: float = option(4.0, "pattern scale: texture tiles across the garment's width (more = a smaller print)")
-    size: int = option(512, "side of each mock-up PNG in pixels")
-    shading: bool = option(True, "folds and shadows as a luminance multiply (--no-shading: flat fabric)")
-
-    def __post_init__(self) -> None:
-        unknown = [g for g in self.garment_list if g not in GARMENTS]
-        _require(self.garment_list and not unknown,
-                 f"unknown garment {', '.join(unknown) or '(none given)'} in --garments; choose from "
-                 f"{', '.join(GARMENTS)}")
-        _require(self.classes is None or bool(self.class_list), "--classes is empty; leave it out for all classes")
-        _require(64 <= self.size <= 8192, f"--size must be in [64, 8192] pixels, got {self.size}")
-        _require(0 < self.scale <= self.size / 8, f"--scale must be in (0, {self.size / 8:g}] (tiles of at least "
-                                                  f"a few pixels at --size {self.size}), got {self.scale}")
-
-    @property
-    def class_list(self) -> list[str] | None:
-        return _names(self.classes)
-
-    @property
-    def garment_list(self) -> list[str]:
-        return _names(self.garments)
-
-
-@dataclass
-class ExportConfig:
-    """Write a run's texture products: previews, a contact sheet, the evolution, print tiles, Wang tiles.
-
-    Files go into the run folder: <textures|images>/, contact_sheet.png, evolution/, print/ (--print), wang/ (--wang).
-    """
-
-    run: str = option("runs/demo", "run folder holding synthetic.safetensors", positional=True)
-    tiles: str = option("3x3", "tiled previews repeat each canvas ROWSxCOLUMNS times")
-    frames: int = option(8, "canvases shown in each evolution strip (the GIF shows every snapshot, up to 60)")
-    print: bool = option(False, "also write a print-ready repeat tile per class (wrap-aware upsampling, "
-                                "DPI in the PNG) and a swatch of it repeated")
-    size_cm: float = option(20.0, "print tile width in centimetres")
-    dpi: float = option(300.0, "print resolution in dots per inch")
-    wang: bool = option(False, "also cut a set of Wang tiles per class and render a non-periodic tiling")
-    wang_colors: int = option(2, "edge colours per direction; the set has 2·colors² tiles (2 → 8)")
-    wang_tile: int | None = option(None, "Wang tile side in canvas pixels (default: half the canvas)")
-    wang_grid: int = option(12, "the rendered Wang tiling is wang_grid × wang_grid tiles")
-    seed: int = option(0, "random seed of the Wang tile sources and layout")
-
-    def __post_init__(self) -> None:
-        _require(self.frames >= 2, f"--frames must be ≥ 2, got {self.frames}")
-        _require(self.size_cm > 0 and self.dpi > 0, "--size-cm and --dpi must be > 0")
-        _require(self.size_cm / 2.54 * self.dpi <= 20000,
-                 f"a {self.size_cm} cm tile at {self.dpi} dpi is over 20000 px wide; lower --dpi or --size-cm")
-        _require(self.wang_grid >= 2, f"--wang-grid must be ≥ 2, got {self.wang_grid}")
-        _ = self.repeat  # validates --tiles
-
-    @property
-    def repeat(self) -> tuple[int, int]:
-        """--tiles as (rows, columns)."""
-        try:
-            ny, nx = (int(n) for n in self.tiles.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"--tiles must look like 3x3 (rows x columns), got '{self.tiles}'") from None
-        _require(1 <= ny <= 20 and 1 <= nx <= 20, f"--tiles must be between 1x1 and 20x20, got {self.tiles}")
-        return ny, nx
-
-
-@dataclass
-class ReportConfig:
-    """Write RUN/report.html: one self-contained page (opens offline) built from the files of a run folder.
-
-    Per class the texture tiled live in the browser, its previews, evolution and seam metrics; the training
-    curves, the accuracy of the distilled set vs the real baselines, and the textures as garments.
-    """
-
-    run: str = option("runs/demo", "run folder holding synthetic.safetensors", positional=True)
-
-
-@dataclass
-class SweepConfig:
-    """Distil and evaluate one run per row of a knob study and tabulate accuracy against the knobs.
-
-    SPEC is a JSON file: {"preset": NAME, "base": {option: value, ...}, "rows": {row: {option: value, ...}}}
-    (options of experts, distill and evaluate). Each row runs in OUT/<row> (resumable; finished rows are
-    skipped); rows with the same expert options share one experts folder. The table: OUT/sweep.md, OUT/sweep.json.
-    """
-
-    spec: str = option("sweep.json", "the sweep's JSON spec (preset, base values, rows)", positional=True)
-    out: str = option("runs/sweep", "folder of the sweep: one run folder per row, shared experts, the table")
-    rows: str | None = option(None, "comma-separated rows to run (default: all, in the spec's order)")
-    table_only: bool = option(False, "only rewrite the table from the rows that have finished")
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out)
-
-    @property
-    def row_list(self) -> list[str] | None:
-        return _names(self.rows)
-
-
-# commands without presets that take a positional file: a finished run folder (RUN) or a sweep's SPEC
-RUN_COMMANDS: dict[str, type] = {"mockup": MockupConfig, "export": ExportConfig, "report": ReportConfig,
-                                 "sweep": SweepConfig}
-
-
-# The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default
-# learning rate for all of our experts"), 5000 distillation iterations, 5 evaluation nets × 1000 epochs. The
-# per-setting values (syn_steps, expert_epochs, max_start_epoch, ZCA, lr_img, lr_lr, initial η = MTT's
-# distill.py --lr_teacher) come from MTT's README (cifar100-ipc1, ImageNet subsets) and the per-setting MTT
-# commands that reproductions list (see README, "Presets").
-MTT_SCALE = {"width": 128, "num_experts": 100, "epochs": 50, "lr_teacher": 0.01, "batch_train": 256,
-             "iterations": 5000, "num_models": 5, "eval_epochs": 1000}
-
-
-def _mtt(data: str, out: str, zca: bool, ipc: int, syn_steps: int, expert_epochs: int, max_start_epoch: int,
-         lr_img: float, lr_lr: float, syn_lr_init: float, **extra: Any) -> dict[str, Any]:
-    return {**MTT_SCALE, "data": data, "out": f"runs/{out}", "zca": zca, "ipc": ipc, "syn_steps": syn_steps,
-            "expert_epochs": expert_epochs, "max_start_epoch": max_start_epoch, "lr_img": lr_img,
-            "lr_lr": lr_lr, "syn_lr_init": syn_lr_init, **extra}
-
-
-def _texture(data: str, out: str, res: int, depth: int) -> dict[str, Any]:
-    """The paper's texture setting: noise-initialised canvases twice the crop side, MTT's ImageNet values."""
-    return _mtt(data, out, False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01, res=res, depth=depth, texture=True,
-                canvas_size=2.0, canvas_samples=1, init="noise", snapshot_every=100, ckpt_every=100)
-
-
-# name → (one-line description, flat field → value overrides; each stage takes the fields it has)
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops (≤ 10 min)",
-             {"data": "fashion-demo", "out": "runs/demo", "width": 64,
-              "num_experts": 3, "epochs": 5,
-              "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real", "syn_steps": 12,
-              "expert_epochs": 2, "max_start_epoch": 4, "iterations": 180, "lr_img": 1000.0, "lr_lr": 1e-5,
-              "snapshot_every": 25, "ckpt_every": 50,
-              "num_models": 3, "eval_epochs": 300}),
-    "demo-quick": ("the demo shrunk to about a minute (what the end-to-end test runs)",
-                   {"data": "fashion-demo", "out": "runs/demo-quick", "width": 16,
-                    "num_experts": 1, "epochs": 2,
-                    "texture": True, "canvas_size": 2.0, "init": "real", "syn_steps": 5, "expert_epochs": 1,
-                    "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
-                    "num_models": 1, "eval_epochs": 30, "judge_epochs": 1}),
-    "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, 400 iterations, "
-                        "the canvases' moving average, 5 evaluation models",
-                        {"data": "fashion-demo", "out": "runs/fashion-texture", "width": 64,
-                         "num_experts": 10, "epochs": 5,
-                         "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real",
-                         "syn_steps": 12, "expert_epochs": 2, "max_start_epoch": 4, "iterations": 400,
-                         "lr_img": 1000.0, "lr_lr": 1e-5, "ema_decay": 0.99, "snapshot_every": 50,
-                         "ckpt_every": 50, "num_models": 5, "eval_epochs": 500}),
-    "cifar10-ipc1": ("CIFAR-10, 1 image per class, ZCA, N=50 M=2 T+=2 (MTT: 46.3 %)",
-                     _mtt("cifar10", "cifar10-ipc1", True, 1, 50, 2, 2, 100.0, 1e-7, 0.01)),
-    "cifar10-ipc10": ("CIFAR-10, 10 images per class, ZCA, N=30 M=2 T+=20 (MTT: 65.3 %)",
-                      _mtt("cifar10", "cifar10-ipc10", True, 10, 30, 2, 20, 1e5, 1e-4, 0.01)),
-    "cifar10-ipc50": ("CIFAR-10, 50 images per class, no ZCA, N=30 M=2 T+=40 (MTT: 71.6 %)",
-                      _mtt("cifar10", "cifar10-ipc50", False, 50, 30, 2, 40, 1000.0, 1e-5, 0.001)),
-    "cifar100-ipc1": ("CIFAR-100, 1 image per class, ZCA, N=20 M=3 T+=20 (MTT: 24.3 %)",
-                      _mtt("cifar100", "cifar100-ipc1", True, 1, 20, 3, 20, 1000.0, 1e-5, 0.01)),
-    "cifar100-ipc10": ("CIFAR-100, 10 images per class, no ZCA, N=20 M=2 T+=20 (MTT: 40.1 %)",
-                       _mtt("cifar100", "cifar100-ipc10", False, 10, 20, 2, 20, 1000.0, 1e-5, 0.01)),
-    "imagenette-ipc1": ("ImageNette at 128 px, 1 image per class, ConvNet-5, N=20 M=2 T+=10 (MTT: 47.7 %)",
-                        _mtt("imagenette", "imagenette-ipc1", False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01,
-                             res=128, depth=5)),
-    "imagesquawk-texture": ("ImageSquawk textures: 256-px canvases of 128-px crops, ConvNet-5 (the public code)",
-                            _texture("imagesquawk", "imagesquawk-texture", 128, 5)),
-    "imagesquawk-texture-hd": ("ImageSquawk textures as in the paper: 512-px canvases of 256-px crops, ConvNet-6",
-                               _texture("imagesquawk", "imagesquawk-texture-hd", 256, 6)),
-    "imagefruit-texture": ("ImageFruit textures: 256-px canvases of 128-px crops, ConvNet-5",
-                           _texture("imagefruit", "imagefruit-texture", 128, 5)),
-}
-
-
-def preset_values(name: str | None) -> dict[str, Any]:
-    if name is None:
-        return {}
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; `texdistill presets` lists: {', '.join(PRESETS)}")
-    return dict(PRESETS[name][1])
 
 
 def file_values(path: str | None) -> dict[str, Any]:

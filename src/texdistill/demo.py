@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from texdistill import pipeline
-from texdistill.config import PipelineConfig, build_config, preset_values
+from texdistill.config import PipelineConfig, build_config
+from texdistill.presets import preset_values
 
 
 def run_demo(quick: bool = False, out: str | None = None, device: str = "auto", seed: int = 0) -> dict:

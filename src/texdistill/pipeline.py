@@ -1,5 +1,8 @@
 """`texdistill run`: experts → distill → evaluate → mock-ups → export → report with one set of options.
 
+While the distillation runs, RUN/report.html is rewritten at every checkpoint and reloads itself in the
+browser (a banner says so), so the textures can be watched as they grow; the final report replaces it.
+
 Each stage is the stage's own run() on the options it has, so `run` resumes like the stages do: finished
 experts are skipped, the distillation continues from its checkpoint, the evaluation from its last model.
 `texdistill demo` is `run --preset demo` on the embedded data.
@@ -9,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
-from texdistill import distill, distributed, evaluate, experts, export, mockup, report
-from texdistill.config import (DistillConfig, EvalConfig, ExportConfig, ExpertsConfig, MockupConfig, PipelineConfig,
-                               ReportConfig, build_config)
+from texdistill import distributed
+from texdistill.commands import ExportConfig, MockupConfig, ReportConfig
+from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, PipelineConfig, build_config
+from texdistill.method import distill, evaluate, experts
+from texdistill.products import export, mockup, report
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +29,9 @@ def run(cfg: PipelineConfig) -> dict:
     values = {**cfg.to_dict(), "resume": cfg.resume, "force": cfg.force}
     started = time.time()
     experts.run(build_config(ExpertsConfig, values))
-    distill.run(build_config(DistillConfig, values))
+    # the report is rewritten at every checkpoint, so a long run can be watched in the browser
+    distill.Distiller(build_config(DistillConfig, values),
+                      on_checkpoint=partial(report.run, ReportConfig(run=cfg.out), live=True)).run()
     results = evaluate.run(build_config(EvalConfig, values))
     if distributed.is_main():
         mockup.run(MockupConfig(run=cfg.out))

@@ -13,8 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from texdistill.data.source import SPLITS, DataRequest, Decoded, Found, class_counts, keep_classes, resize_arrays, \
-    select_classes
+from texdistill.data.source import (
+    SPLITS,
+    DataRequest,
+    Decoded,
+    Found,
+    class_counts,
+    keep_classes,
+    resize_arrays,
+    select_classes,
+)
 from texdistill.errors import DataError
 
 NATIVE_RES = 32

@@ -13,19 +13,20 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from texdistill import architectures, distributed
+from texdistill import distributed
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
-from texdistill.distill import load_result, result_path
-from texdistill.experts import data_mismatch
-from texdistill.judges import Judge, trained_on_real_data, wearability
 from texdistill.errors import CheckpointError, ConfigError, DataError
-from texdistill.models import ModelSpec
+from texdistill.method import architectures
+from texdistill.method.experts import data_mismatch
+from texdistill.method.judges import Judge, trained_on_real_data, wearability
+from texdistill.method.models import ModelSpec
+from texdistill.method.setfile import load_result, result_path
+from texdistill.method.synthetic import SyntheticSet
+from texdistill.method.torus import seam_metrics
+from texdistill.method.training import random_seed, sgd_step, top1_accuracy
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
-from texdistill.synthetic import SyntheticSet
-from texdistill.textures import seam_metrics
-from texdistill.training import random_seed, sgd_step, top1_accuracy
 
 log = logging.getLogger(__name__)
 

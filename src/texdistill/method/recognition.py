@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texdistill.augment import DSAConfig, augment
 from texdistill.data import PixelSpace
-from texdistill.judges import Judge
-from texdistill.synthetic import SyntheticSet
+from texdistill.method.augment import DSAConfig, augment
+from texdistill.method.judges import Judge
+from texdistill.method.synthetic import SyntheticSet
 
 RECOGNIZER_SEED = 7_001  # recogniser i is trained with seed RECOGNIZER_SEED + i (the judges use another)
 

@@ -12,13 +12,14 @@ import math
 from functools import partial
 from pathlib import Path
 
-from texdistill import __version__, mockup
-from texdistill.config import ReportConfig
-from texdistill.distill import load_result
-from texdistill.evaluate import EVAL_FILE, seam_report
-from texdistill.export import evolution, evolution_strip
+from texdistill import __version__
+from texdistill.commands import ReportConfig
+from texdistill.method.evaluate import EVAL_FILE, seam_report
+from texdistill.method.setfile import load_result
+from texdistill.products import mockup
+from texdistill.products.export import evolution, evolution_strip
+from texdistill.products.svgplot import bar_chart, line_chart
 from texdistill.storage import atomic_write_bytes, gif_bytes, png_bytes, read_json, read_jsonl
-from texdistill.svgplot import bar_chart, line_chart
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,12 @@ def class_section(label: int, name: str, synthetic, space, seams: dict, evolutio
             f'<div class="row">{"".join(figures)}</div><p class="note">seams — {metrics}</p></article>')
 
 
-def build(run_dir: str | Path) -> str:
-    """The report of a run folder as one HTML string."""
+LIVE_REFRESH_S = 30  # a report written while the run goes on reloads itself this often
+
+
+def build(run_dir: str | Path, live: bool = False) -> str:
+    """The report of a run folder as one HTML string; `live`: written while the run goes on, so the page
+    reloads itself every LIVE_REFRESH_S seconds and says so."""
     run_dir = Path(run_dir)
     synthetic, meta, space = load_result(run_dir)
     names = meta["class_names"]
@@ -213,8 +218,10 @@ def build(run_dir: str | Path) -> str:
     plot = training_plot(records)
     frames = evolution(run_dir, synthetic, ANIMATION_FRAMES)
     what = "tileable textures (one canvas per class)" if synthetic.periodic else "synthetic images"
+    banner = (f'<p class="note" id="live">The run is still going (iteration {meta["iteration"]}): this page reloads '
+              f"every {LIVE_REFRESH_S} s; the final version replaces it when the run ends.</p>" if live else "")
     sections = [
-        f"<h1>texdistill report</h1><p class=meta>{html.escape(str(run_dir))}: {what} distilled from "
+        f"<h1>texdistill report</h1>{banner}<p class=meta>{html.escape(str(run_dir))}: {what} distilled from "
         f"{html.escape(meta['dataset'])}, iteration {meta['iteration']}, learned η = {meta['syn_lr']:.4g}.</p>",
         "<h2>Test accuracy</h2>" + accuracy_section(results, meta["iteration"]),
         "<h2>Wearability</h2>" + wearability_section((results or {}).get("wearability"), names),
@@ -232,14 +239,16 @@ def build(run_dir: str | Path) -> str:
         mockup.html_section(run_dir),
         f"<footer class=note>texdistill {__version__}; built only from the files of this run folder.</footer>",
     ]
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>texdistill report — '
+    refresh = f'<meta http-equiv="refresh" content="{LIVE_REFRESH_S}">' if live else ""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{refresh}<title>texdistill report — '
             f"{html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(sections) + "\n</body></html>\n")
 
 
-def run(cfg: ReportConfig) -> Path:
-    """Write RUN/report.html; returns its path."""
+def run(cfg: ReportConfig, live: bool = False) -> Path:
+    """Write RUN/report.html; returns its path (`live`: see build)."""
     path = Path(cfg.run) / REPORT_FILE
-    atomic_write_bytes(path, build(cfg.run).encode("utf-8"))
-    log.info("report: %s", path)
+    atomic_write_bytes(path, build(cfg.run, live).encode("utf-8"))
+    if not live:
+        log.info("report: %s", path)
     return path

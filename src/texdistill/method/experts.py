@@ -16,11 +16,11 @@ from texdistill import distributed
 from texdistill.config import ExpertsConfig
 from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
 from texdistill.errors import CheckpointError
-from texdistill.models import FlatParams, ModelSpec, resolve_depth
+from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
+from texdistill.method.torus import random_rolls
+from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
-from texdistill.textures import random_rolls
-from texdistill.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
 
 log = logging.getLogger(__name__)
 

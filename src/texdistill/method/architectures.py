@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texdistill.errors import ConfigError
-from texdistill.models import ModelSpec, resolve_depth
+from texdistill.method.models import ModelSpec, resolve_depth
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from texdistill.errors import ConfigError
-from texdistill.textures import wrap_crops
+from texdistill.method.torus import wrap_crops
 
 N, E, S, W = range(4)
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import ConfigError
-from texdistill.textures import image_grid, tile, wrap_crops
+from texdistill.method.torus import image_grid, tile, wrap_crops
 
 INITS = ("real", "noise", "real-tiled")
 

@@ -26,13 +26,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from texdistill import architectures, distributed
+from texdistill import distributed
 from texdistill.config import CommonConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset
 from texdistill.errors import CheckpointError
+from texdistill.method import architectures
+from texdistill.method.synthetic import SyntheticSet
+from texdistill.method.training import shuffled_batches
 from texdistill.storage import load_tensors, save_tensors
-from texdistill.synthetic import SyntheticSet
-from texdistill.training import shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) 
 def train_judge(name: str, dataset: ImageDataset, epochs: int, device: torch.device, seed: int = JUDGE_SEED) -> Judge:
     """A judge of architecture `name` trained on the real training images (SGD + Nesterov, cosine lr)."""
     torch.manual_seed(seed)
-    c, (h, w) = dataset.channels, dataset.image_size
+    c, (h, _) = dataset.channels, dataset.image_size
     model = architectures.build(name, c, dataset.num_classes, h, width=JUDGE_WIDTH).to(device)
     mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in dataset.channel_stats())
     judge = Judge(name, model, mean, std, 0.0)

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from texdistill.config import MockupConfig
+from texdistill.commands import MockupConfig
 from texdistill.errors import CheckpointError, ConfigError
-from texdistill.garments import GARMENTS, WIDTH, Garment
+from texdistill.method.torus import image_grid, tile
+from texdistill.products.garments import GARMENTS, WIDTH, Garment
+from texdistill.products.textures import caption, resample_periodic
 from texdistill.storage import png_bytes, save_png
-from texdistill.textures import caption, image_grid, resample_periodic, tile
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def repeat_unit(pixels: torch.Tensor) -> torch.Tensor:
 
 def class_units(run_dir: str | Path, classes: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Class name → uint8 repeat unit (C, h, w) of a distillation run (all classes by default)."""
-    from texdistill.distill import RESULT, load_result
+    from texdistill.method.setfile import RESULT, load_result
 
     if not (Path(run_dir) / RESULT).exists():
         raise CheckpointError(f"{run_dir} has no {RESULT}; run `texdistill distill --out {run_dir}` first "

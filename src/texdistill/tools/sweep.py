@@ -23,11 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from texdistill import distill, evaluate, experts
-from texdistill.config import (DistillConfig, EvalConfig, ExpertsConfig, SweepConfig, build_config, field_types,
-                               preset_values)
+from texdistill.commands import SweepConfig
+from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config, field_types
 from texdistill.errors import ConfigError
-from texdistill.storage import read_json, read_jsonl, write_json, atomic_write_bytes
+from texdistill.method import distill, evaluate, experts, setfile
+from texdistill.presets import preset_values
+from texdistill.storage import atomic_write_bytes, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
 
 def _finished(stage: str, run_dir: Path) -> bool:
     if stage == "distill":
-        return (run_dir / distill.RESULT).exists()
+        return (run_dir / setfile.RESULT).exists()
     path = run_dir / evaluate.EVAL_FILE
     return path.exists() and bool(read_json(path).get("complete"))
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
-from texdistill.models import ModelSpec, resolve_depth
+from texdistill.method.models import ModelSpec, resolve_depth
 
 FLOAT = 4  # bytes
 STEP_COST = {"unroll": 4.5, "remat": 5.7, "first-order": 5.2}  # student step / plain training step

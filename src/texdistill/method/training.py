@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from texdistill.augment import DSAConfig, augment
 from texdistill.data.space import PixelSpace
-from texdistill.models import classification_loss
+from texdistill.method.augment import DSAConfig, augment
+from texdistill.method.models import classification_loss
 
 
 def random_seed(generator: torch.Generator) -> int:

@@ -30,10 +30,10 @@ import torch
 from torch.func import grad, jvp, vjp
 
 from texdistill import distributed
-from texdistill.augment import DSAConfig, augment
 from texdistill.errors import ConfigError
-from texdistill.models import FlatParams, classification_loss
-from texdistill.synthetic import SyntheticSet
+from texdistill.method.augment import DSAConfig, augment
+from texdistill.method.models import FlatParams, classification_loss
+from texdistill.method.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
 

@@ -27,22 +27,20 @@ from texdistill import distributed
 from texdistill.config import DistillConfig
 from texdistill.data import Found, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, NumericalError
-from texdistill.experts import ExpertBank, data_mismatch
-from texdistill.matching import MatchProblem, MatchResult, Student, match
-from texdistill.models import FlatParams, resolve_depth
-from texdistill.judges import Judge, trained_on_real_data
-from texdistill.recognition import RECOGNIZER_SEED, RecognitionTerm
+from texdistill.method.experts import ExpertBank, data_mismatch
+from texdistill.method.judges import Judge, trained_on_real_data
+from texdistill.method.matching import MatchProblem, MatchResult, Student, match
+from texdistill.method.models import FlatParams, resolve_depth
+from texdistill.method.recognition import RECOGNIZER_SEED, RecognitionTerm
+from texdistill.method.setfile import RESULT, SNAPSHOTS
+from texdistill.method.synthetic import Draw, SyntheticSet, TextureCanvas, build_synthetic, from_state
+from texdistill.method.training import random_seed
 from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
-from texdistill.synthetic import Draw, SyntheticSet, TextureCanvas, build_synthetic, from_state
-from texdistill.textures import quantize
-from texdistill.training import random_seed
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
-RESULT = "synthetic.safetensors"
-SNAPSHOTS = "snapshots"
 LR_BACKOFF = 0.5  # the pixel lr is multiplied by this after every non-finite step
 
 # a test seam: called with (iteration, result) after every match, returns the result to use
@@ -81,9 +79,11 @@ class OptimState:
 class Distiller:
     """Owns the synthetic set, η, both optimisers and the RNG; `run()` reads top to bottom."""
 
-    def __init__(self, cfg: DistillConfig, step_hook: StepHook | None = None):
+    def __init__(self, cfg: DistillConfig, step_hook: StepHook | None = None,
+                 on_checkpoint: Callable[[], None] | None = None):
         self.cfg = cfg
         self.step_hook = step_hook
+        self.on_checkpoint = on_checkpoint  # called after every checkpoint (e.g. to refresh a live report)
         self.device = cfg.torch_device()
         self.run_dir = cfg.run_dir
         # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
@@ -308,6 +308,8 @@ class Distiller:
                 if self.iteration % cfg.ckpt_every == 0 or self.iteration == cfg.iterations:
                     self.save_checkpoint()
                     self.save_result()
+                    if self.on_checkpoint is not None and distributed.is_main():
+                        self.on_checkpoint()
             bar.close()
         log.info("distilled %d iterations; results in %s", self.iteration, self.run_dir)
         return self.run_dir / RESULT
@@ -439,50 +441,6 @@ class Distiller:
         if self.ema_pixels is None:
             return self.synthetic
         return from_state(self.synthetic.settings(), {**self.synthetic.state_tensors(), "pixels": self.ema_pixels})
-
-
-def result_path(run_dir: str | Path) -> Path:
-    """The distilled set's file in a run folder; an error naming the fix if there is none."""
-    path = Path(run_dir) / RESULT
-    if not path.exists():
-        raise CheckpointError(f"{run_dir} has no {RESULT}; run `texdistill distill --out {run_dir}` first")
-    return path
-
-
-def load_result(run_dir: str | Path) -> tuple:
-    """(synthetic set, metadata, pixel space) of a finished or checkpointed distillation run."""
-    from texdistill.data import PixelSpace
-
-    path = result_path(run_dir)
-    tensors, meta = load_tensors(path)
-    if meta.get("kind") != "synthetic-set":
-        raise CheckpointError(f"{path} is a {meta.get('kind')} file, not a distilled set; re-run `texdistill distill`")
-    space = PixelSpace.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("space.")})
-    synthetic = from_state(meta["synthetic"], {k: v for k, v in tensors.items() if not k.startswith("space.")})
-    return synthetic, meta, space
-
-
-def display_to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """The to_uint8 of snapshot sets, whose pixels are already display values 0…255."""
-    return quantize(x, white=255.0)
-
-
-def load_snapshots(run_dir: str | Path, like: SyntheticSet, limit: int | None = None) -> list[tuple[int, SyntheticSet]]:
-    """(iteration, set in display pixels — see display_to_uint8) of a run's snapshots shaped like `like`.
-
-    With `limit`, at most that many, evenly spaced from the first to the last.
-    """
-    paths = sorted((Path(run_dir) / SNAPSHOTS).glob("it_*.safetensors"))
-    if limit is not None and len(paths) > limit:
-        picks = torch.linspace(0, len(paths) - 1, limit).round().long().unique()
-        paths = [paths[i] for i in picks]
-    snapshots = []
-    for path in paths:
-        tensors, meta = load_tensors(path)
-        if meta["synthetic"] == like.settings() and tensors["pixels"].shape == like.pixels.shape:
-            snapshots.append((meta["iteration"], from_state(meta["synthetic"], {
-                "pixels": tensors["pixels"].float(), "labels": tensors["labels"]})))
-    return sorted(snapshots, key=lambda item: item[0])
 
 
 def run(cfg: DistillConfig) -> Path:

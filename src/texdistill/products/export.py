@@ -9,13 +9,14 @@ from pathlib import Path
 
 import torch
 
-from texdistill.config import ExportConfig
-from texdistill.distill import display_to_uint8, load_result, load_snapshots
+from texdistill.commands import ExportConfig
 from texdistill.errors import ConfigError
+from texdistill.method.setfile import display_to_uint8, load_result, load_snapshots
+from texdistill.method.synthetic import SyntheticSet
+from texdistill.method.torus import quantize, tile
+from texdistill.products.textures import captioned_grid, enlarge, print_pixels, resample_periodic
+from texdistill.products.wang import render_wang, wang_layout, wang_tiles
 from texdistill.storage import atomic_write_bytes, gif_bytes, save_png
-from texdistill.synthetic import SyntheticSet
-from texdistill.textures import captioned_grid, enlarge, print_pixels, quantize, resample_periodic, tile
-from texdistill.wang import render_wang, wang_layout, wang_tiles
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,84 @@
+"""Named presets: field → value overrides that every stage takes the fields of (`texdistill presets` lists them).
+
+Precedence: dataclass default < preset (--preset) < JSON config file (--config) < explicit flags.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from texdistill.errors import ConfigError
+
+# The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default
+# learning rate for all of our experts"), 5000 distillation iterations, 5 evaluation nets × 1000 epochs. The
+# per-setting values (syn_steps, expert_epochs, max_start_epoch, ZCA, lr_img, lr_lr, initial η = MTT's
+# distill.py --lr_teacher) come from MTT's README (cifar100-ipc1, ImageNet subsets) and the per-setting MTT
+# commands that reproductions list (see README, "Presets").
+MTT_SCALE = {"width": 128, "num_experts": 100, "epochs": 50, "lr_teacher": 0.01, "batch_train": 256,
+             "iterations": 5000, "num_models": 5, "eval_epochs": 1000}
+
+
+def _mtt(data: str, out: str, zca: bool, ipc: int, syn_steps: int, expert_epochs: int, max_start_epoch: int,
+         lr_img: float, lr_lr: float, syn_lr_init: float, **extra: Any) -> dict[str, Any]:
+    return {**MTT_SCALE, "data": data, "out": f"runs/{out}", "zca": zca, "ipc": ipc, "syn_steps": syn_steps,
+            "expert_epochs": expert_epochs, "max_start_epoch": max_start_epoch, "lr_img": lr_img,
+            "lr_lr": lr_lr, "syn_lr_init": syn_lr_init, **extra}
+
+
+def _texture(data: str, out: str, res: int, depth: int) -> dict[str, Any]:
+    """The paper's texture setting: noise-initialised canvases twice the crop side, MTT's ImageNet values."""
+    return _mtt(data, out, False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01, res=res, depth=depth, texture=True,
+                canvas_size=2.0, canvas_samples=1, init="noise", snapshot_every=100, ckpt_every=100)
+
+
+# name → (one-line description, flat field → value overrides; each stage takes the fields it has)
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops (≤ 10 min)",
+             {"data": "fashion-demo", "out": "runs/demo", "width": 64,
+              "num_experts": 3, "epochs": 5,
+              "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real", "syn_steps": 12,
+              "expert_epochs": 2, "max_start_epoch": 4, "iterations": 180, "lr_img": 1000.0, "lr_lr": 1e-5,
+              "snapshot_every": 25, "ckpt_every": 50,
+              "num_models": 3, "eval_epochs": 300}),
+    "demo-quick": ("the demo shrunk to about a minute (what the end-to-end test runs)",
+                   {"data": "fashion-demo", "out": "runs/demo-quick", "width": 16,
+                    "num_experts": 1, "epochs": 2,
+                    "texture": True, "canvas_size": 2.0, "init": "real", "syn_steps": 5, "expert_epochs": 1,
+                    "max_start_epoch": 2, "iterations": 20, "snapshot_every": 5, "ckpt_every": 10,
+                    "num_models": 1, "eval_epochs": 30, "judge_epochs": 1}),
+    "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, 400 iterations, "
+                        "the canvases' moving average, 5 evaluation models",
+                        {"data": "fashion-demo", "out": "runs/fashion-texture", "width": 64,
+                         "num_experts": 10, "epochs": 5,
+                         "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real",
+                         "syn_steps": 12, "expert_epochs": 2, "max_start_epoch": 4, "iterations": 400,
+                         "lr_img": 1000.0, "lr_lr": 1e-5, "ema_decay": 0.99, "snapshot_every": 50,
+                         "ckpt_every": 50, "num_models": 5, "eval_epochs": 500}),
+    "cifar10-ipc1": ("CIFAR-10, 1 image per class, ZCA, N=50 M=2 T+=2 (MTT: 46.3 %)",
+                     _mtt("cifar10", "cifar10-ipc1", True, 1, 50, 2, 2, 100.0, 1e-7, 0.01)),
+    "cifar10-ipc10": ("CIFAR-10, 10 images per class, ZCA, N=30 M=2 T+=20 (MTT: 65.3 %)",
+                      _mtt("cifar10", "cifar10-ipc10", True, 10, 30, 2, 20, 1e5, 1e-4, 0.01)),
+    "cifar10-ipc50": ("CIFAR-10, 50 images per class, no ZCA, N=30 M=2 T+=40 (MTT: 71.6 %)",
+                      _mtt("cifar10", "cifar10-ipc50", False, 50, 30, 2, 40, 1000.0, 1e-5, 0.001)),
+    "cifar100-ipc1": ("CIFAR-100, 1 image per class, ZCA, N=20 M=3 T+=20 (MTT: 24.3 %)",
+                      _mtt("cifar100", "cifar100-ipc1", True, 1, 20, 3, 20, 1000.0, 1e-5, 0.01)),
+    "cifar100-ipc10": ("CIFAR-100, 10 images per class, no ZCA, N=20 M=2 T+=20 (MTT: 40.1 %)",
+                       _mtt("cifar100", "cifar100-ipc10", False, 10, 20, 2, 20, 1000.0, 1e-5, 0.01)),
+    "imagenette-ipc1": ("ImageNette at 128 px, 1 image per class, ConvNet-5, N=20 M=2 T+=10 (MTT: 47.7 %)",
+                        _mtt("imagenette", "imagenette-ipc1", False, 1, 20, 2, 10, 1000.0, 1e-6, 0.01,
+                             res=128, depth=5)),
+    "imagesquawk-texture": ("ImageSquawk textures: 256-px canvases of 128-px crops, ConvNet-5 (the public code)",
+                            _texture("imagesquawk", "imagesquawk-texture", 128, 5)),
+    "imagesquawk-texture-hd": ("ImageSquawk textures as in the paper: 512-px canvases of 256-px crops, ConvNet-6",
+                               _texture("imagesquawk", "imagesquawk-texture-hd", 256, 6)),
+    "imagefruit-texture": ("ImageFruit textures: 256-px canvases of 128-px crops, ConvNet-5",
+                           _texture("imagefruit", "imagefruit-texture", 128, 5)),
+}
+
+
+def preset_values(name: str | None) -> dict[str, Any]:
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; `texdistill presets` lists: {', '.join(PRESETS)}")
+    return dict(PRESETS[name][1])
