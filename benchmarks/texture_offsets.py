@@ -40,7 +40,7 @@ def distiller(experts: str, **changes) -> Distiller:
 
 def segments(d: Distiller, count: int, seed: int = 1) -> list[MatchProblem]:
     """`count` expert segments drawn as distillation draws them, from a generator seeded with `seed`."""
-    d.generator.manual_seed(seed)
+    d.state.generator.manual_seed(seed)
     return [d.draw_problem()[2] for _ in range(count)]
 
 

@@ -9,8 +9,9 @@ from tinyrun import distill_cli, evaluate_cli, with_option
 
 from texdistill.cli import main
 from texdistill.config import DistillConfig, build_config
-from texdistill.method.distill import CHECKPOINT, Distiller
+from texdistill.method.distill import Distiller
 from texdistill.method.evaluate import EVAL_FILE
+from texdistill.method.outputs import CHECKPOINT
 from texdistill.method.recognition import RecognitionTerm
 from texdistill.method.setfile import load_result
 from texdistill.storage import load_tensors, read_json, read_jsonl
@@ -65,7 +66,7 @@ def test_soft_labels_start_on_their_class_and_the_start_epochs_ramp_up(tmp_path,
     assert synthetic.label_logits.std(1).min() > 0  # the expert's logits, not one-hot
     bounds = []
     for iteration in range(6):
-        distiller.iteration = iteration
+        distiller.state.iteration = iteration
         bounds.append(distiller.start_epoch_bound())
     assert bounds == [1, 1, 1, 1, 2, 2]
 

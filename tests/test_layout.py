@@ -31,6 +31,6 @@ def test_no_layer_imports_one_above_it(layer):
             assert top not in FORBIDDEN[layer], f"{path.relative_to(PACKAGE)} imports {module}"
 
 
-def test_modules_stay_small():
+def test_modules_stay_small():  # a few hundred lines each: split by concern, not grown
     sizes = {path.relative_to(PACKAGE): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
-    assert {p: n for p, n in sizes.items() if n > 600} == {}
+    assert {p: n for p, n in sizes.items() if n > 400} == {}

@@ -22,6 +22,7 @@ from texdistill.errors import ConfigError
 from texdistill.method.torus import image_grid, tile, wrap_crops
 
 INITS = ("real", "noise", "real-tiled")
+LABEL_INIT_PASSES = 4  # a canvas's soft label starts from its crops' logits: 4 times the crops it holds
 
 
 @dataclass
@@ -58,6 +59,26 @@ class SyntheticSet(nn.Module):
             raise ValueError(f"soft-label logits of shape {tuple(logits.shape)} for {len(self.labels)} items of "
                              f"{self.num_classes} classes")
         self.label_logits = nn.Parameter(logits.to(self.pixels.device, self.pixels.dtype))
+
+    def label_init_draw(self, seed: int) -> Draw:
+        """The samples whose logits initialise the soft labels: every image, or crops of every canvas."""
+        raise NotImplementedError
+
+    def expert_logits(self, flat, theta: torch.Tensor, seed: int) -> torch.Tensor:
+        """Soft-label init (DATM), (items, K): the logits of the network `flat` at θ on each item (averaged over
+        the crops of a canvas); where the network picks another class, the logits of that class and of the
+        item's own class swap places, so every soft label starts on its class."""
+        draw = self.label_init_draw(seed)
+        index = draw.index.to(self.pixels.device)
+        items = len(self.labels)
+        with torch.no_grad():
+            per_sample = flat.forward(theta, self.take(draw)[0])
+            logits = (torch.zeros(items, self.num_classes, device=index.device).index_add_(0, index, per_sample)
+                      / torch.bincount(index, minlength=items).unsqueeze(1))
+            rows = torch.arange(items, device=index.device)
+            own, top = logits[rows, self.labels], logits.argmax(1)
+            logits[rows, top], logits[rows, self.labels] = own, logits[rows, top]
+        return logits
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         """Training targets of items `index`: class indices (B,), or soft-label probabilities (B, K)."""
@@ -157,6 +178,9 @@ class ImageSet(SyntheticSet):
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.displayable(space), self.labels.cpu()
 
+    def label_init_draw(self, seed: int) -> Draw:
+        return Draw(seed, torch.arange(len(self.labels)))
+
     def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         index = draw.index.to(self.pixels.device)
         return space.display_values(self.pixels[index]), self.labels[index]
@@ -209,6 +233,9 @@ class TextureCanvas(SyntheticSet):
         device = self.pixels.device
         crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
         return crops, self.targets(draw.index.to(device))
+
+    def label_init_draw(self, seed: int) -> Draw:
+        return self.draw(seed, per_class=LABEL_INIT_PASSES * self.crops_per_canvas)
 
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         draw = self.draw(seed, per_class=crops)
