@@ -45,7 +45,8 @@ def segments(d: Distiller, count: int, seed: int = 1) -> list[MatchProblem]:
 
 
 def mean_loss(d: Distiller, synthetic, problems: list[MatchProblem], eta: float) -> str:
-    losses = [float(match("remat", d.student, synthetic, torch.tensor(eta), p).loss) for p in problems]
+    eta_tensor = torch.tensor(eta, device=d.device)  # on the run's device (a GPU run keeps everything there)
+    losses = [float(match("remat", d.student, synthetic, eta_tensor, p).loss) for p in problems]
     return f"{statistics.mean(losses):.3f} ± {statistics.stdev(losses):.3f}"
 
 
@@ -63,8 +64,9 @@ def main() -> None:
     images = canvas.pixels.detach().unfold(2, h, h).unfold(3, w, w)  # (K, C, 2, 2, h, w)
     images = images.permute(0, 2, 3, 1, 4, 5).reshape(-1, canvas.pixels.shape[1], h, w)
     per_class = images.shape[0] // canvas.num_classes
-    ipc4 = ImageSet(images, torch.arange(canvas.num_classes).repeat_interleave(per_class), canvas.num_classes)
-    ipc1 = ImageSet(images[::per_class], torch.arange(canvas.num_classes), canvas.num_classes)
+    labels = torch.arange(canvas.num_classes, device=texture.device)
+    ipc4 = ImageSet(images, labels.repeat_interleave(per_class), canvas.num_classes)
+    ipc1 = ImageSet(images[::per_class], labels, canvas.num_classes)
     problems = segments(texture, args.problems)
     print(f"{args.problems} expert segments from {args.experts}, {texture.cfg.syn_steps} student steps each; "
           f"matching loss at the initial set (1 = no progress)")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,57 @@ def test_distillation_on_two_ranks_follows_the_single_process_run(runs):
     losses = [[r["loss"] for r in read_jsonl(runs / run / "log.jsonl", "distill") if "loss" in r]
               for run in ("one-dp", "two-dp")]
     assert len(losses[0]) == 3 and losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_the_process_group_gets_a_long_timeout_and_its_device(monkeypatch):
+    import torch.distributed as dist
+
+    from texdistill import distributed
+    from texdistill.errors import ConfigError
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv(distributed.TIMEOUT_ENV, raising=False)
+    distributed.setup(torch.device("cpu"))
+    # NCCL's default (10 min) kills a rank that waits while rank 0 trains a whole expert
+    assert calls[-1] == {"backend": "gloo", "timeout": timedelta(minutes=180)}
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "600")
+    distributed.setup(torch.device("cuda", 1))
+    assert calls[-1] == {"backend": "nccl", "timeout": timedelta(minutes=600), "device_id": torch.device("cuda", 1)}
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigError, match="TEXDISTILL_DIST_TIMEOUT_MIN must be a number of minutes"):
+        distributed.setup(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("visible, local_rank, expected", [(4, "3", 3), (1, "3", 0), (2, None, 0)])
+def test_each_rank_takes_its_gpu_or_the_only_one_it_sees(monkeypatch, visible, local_rank, expected):
+    from texdistill.config import DistillConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    assert DistillConfig().torch_device() == torch.device("cuda", expected)
+
+
+def test_distillation_computes_in_exact_float32_with_deterministic_kernels(tiny_experts, tmp_path):
+    from tinyrun import SIDE, _data_dir
+
+    from texdistill.config import DistillConfig
+    from texdistill.hardware import describe
+    from texdistill.method.distill import Distiller
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as a GPU process may start
+    try:
+        Distiller(DistillConfig(out=str(tmp_path), experts_dir=str(tiny_experts / "experts"), data="fashion-mnist",
+                                data_dir=str(_data_dir[0]), res=SIDE, width=4, max_start_epoch=2, expert_epochs=1))
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert describe(torch.device("cpu")).endswith("float32 exact, deterministic algorithms on")
+    finally:
+        torch.use_deterministic_algorithms(False)

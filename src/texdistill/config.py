@@ -105,10 +105,12 @@ class CommonConfig:
         return DSAConfig(strategy=self.dsa_strategy, mode=self.dsa_mode) if self.dsa else None
 
     def torch_device(self) -> torch.device:
-        """The device to run on; under torchrun each process takes the GPU of its LOCAL_RANK."""
+        """The device to run on; under torchrun each process takes the GPU of its LOCAL_RANK — or the only GPU
+        it sees, where the launcher gives each process one (CUDA_VISIBLE_DEVICES per rank, as Slurm does)."""
         if self.device == "cpu" or not torch.cuda.is_available():
             return torch.device("cpu")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        visible = torch.cuda.device_count()
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if visible > 1 else 0)
 
     @property
     def run_dir(self) -> Path:
@@ -185,7 +187,8 @@ class DistillConfig(CommonConfig):
     # the learning rates may be lowered to get a diverging run going again; the gradient mode and --compile
     # change how the gradient is computed (to save memory or time), not what is learned
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
-                                          "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile"}
+                                          "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile",
+                                          "deterministic"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -244,6 +247,10 @@ class DistillConfig(CommonConfig):
                                   "iteration (CPU: ~1.5–2×) after a one-off compile of 1–3 min (cached); "
                                   f"'auto' compiles when iterations × syn_steps ≥ {COMPILE_AUTO_STEPS}",
                           choices=("auto", "on", "off"))
+    deterministic: bool = option(True, "deterministic GPU kernels (where PyTorch has them) and full float32 "
+                                       "(no TF32), so a GPU run is exact and a resumed run equals an uninterrupted "
+                                       "one; --no-deterministic lets cuDNN pick faster kernels (the CPU is exact "
+                                       "and deterministic either way)")
     log_every: int = option(10, "write a log.jsonl line every this many iterations")
     snapshot_every: int = option(50, "keep a snapshot of the synthetic set every this many iterations "
                                      "(the evolution view)")

@@ -8,12 +8,29 @@ gloo on CPU). Without torchrun the same code runs as a single process.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from texdistill.errors import ConfigError
+
+TIMEOUT_ENV = "TEXDISTILL_DIST_TIMEOUT_MIN"
+DEFAULT_TIMEOUT_MIN = 180  # ranks wait at barriers for a whole expert or judge another rank trains
+
+
+def timeout() -> timedelta:
+    """How long a rank waits for the others before the collective fails (NCCL's own default, 10 min, kills ranks
+    that wait at a barrier while rank 0 trains an expert); set TEXDISTILL_DIST_TIMEOUT_MIN to change it."""
+    value = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_MIN))
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ConfigError(f"{TIMEOUT_ENV} must be a number of minutes, got '{value}'") from None
+    if minutes <= 0:
+        raise ConfigError(f"{TIMEOUT_ENV} must be > 0 minutes, got {minutes:g}")
+    return timedelta(minutes=minutes)
 
 
 def setup(device: torch.device) -> None:
@@ -22,7 +39,9 @@ def setup(device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl", timeout=timeout(), device_id=device)
+    else:
+        dist.init_process_group(backend="gloo", timeout=timeout())
 
 
 def teardown() -> None:

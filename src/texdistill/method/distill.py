@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from texdistill import distributed
+from texdistill import distributed, hardware
 from texdistill.config import DistillConfig
 from texdistill.data import Found, find_dataset, load_dataset
 from texdistill.errors import ConfigError
@@ -43,6 +43,9 @@ class Distiller:
         self.cfg = cfg
         self.on_checkpoint = on_checkpoint  # called after every checkpoint (e.g. to refresh a live report)
         self.device = cfg.torch_device()
+        hardware.exact_float32()
+        hardware.deterministic(cfg.deterministic)
+        log.info("device: %s", hardware.describe(self.device))
         self.run_dir = cfg.run_dir
         # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
         continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())

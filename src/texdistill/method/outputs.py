@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+
 from texdistill import distributed
 from texdistill.config import DistillConfig
 from texdistill.errors import CheckpointError, NumericalError

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import torch
 
+from texdistill import hardware
 from texdistill.config import GRAD_MODES, DistillConfig, _names, _require, option
 from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
@@ -117,6 +118,8 @@ def bench_problem(cfg: BenchConfig, steps: int,
                   compile: bool) -> tuple[Student, SyntheticSet, torch.Tensor, MatchProblem]:
     """The student, a noise-initialised synthetic set, η and a random expert segment, all from cfg.seed."""
     device, dtype = cfg.torch_device(), getattr(torch, cfg.dtype)
+    hardware.exact_float32()  # as distillation computes (method/distill.py)
+    hardware.deterministic(cfg.deterministic)
     dataset = random_dataset(cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     synthetic = build_synthetic(cfg.texture, "noise", dataset, PixelSpace.fit(dataset), generator, cfg.ipc,
@@ -296,9 +299,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def environment(cfg: BenchConfig) -> str:
-    device = cfg.torch_device()
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, threads: {torch.get_num_threads()}"
-    return f"torch {torch.__version__}, {where}, {platform.machine()}"
+    return f"torch {torch.__version__}, {hardware.describe(cfg.torch_device())}, {platform.machine()}"
 
 
 def run(cfg: BenchConfig) -> dict:
