@@ -3,6 +3,7 @@ import torch
 from conftest import tiny_flat
 
 from texdistill.config import GRAD_MODES, MATCH_LOSSES, DistillConfig
+from texdistill.method import matching
 from texdistill.method.augment import DSAConfig
 from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match
 from texdistill.method.synthetic import ImageSet, TextureCanvas
@@ -222,6 +223,23 @@ def test_a_failing_compile_falls_back_to_eager(monkeypatch, caplog):
     result = match("remat", compiled, synthetic, eta, problem)
     assert not compiled.compile and "torch.compile failed (no C++ compiler found)" in caplog.text
     assert torch.equal(result.pixel_grad, exact.pixel_grad)
+
+
+@pytest.mark.parametrize("mode", ["remat", "first-order"])
+def test_traced_kernels_give_the_eager_gradient(mode, monkeypatch):
+    # what --compile runs, up to code generation: dynamo traces the torch.func kernels, AOTAutograd builds their
+    # graphs, which then run eagerly (seconds; the slow test below also generates and compiles the code)
+    monkeypatch.setattr(matching, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    student, synthetic, problem = tiny_problem(texture=True)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    eager = match(mode, student, synthetic, eta, problem)
+    traced_student = Student(student.flat, student.dsa, compile=True)
+    traced = match(mode, traced_student, synthetic, eta, problem)
+    assert traced_student.compile and traced_student._kernels  # it did trace, it did not fall back
+    assert relative(traced.pixel_grad, eager.pixel_grad) < 1e-9
+    assert float(traced.lr_grad) == pytest.approx(float(eager.lr_grad), rel=1e-9)
+    torch._dynamo.reset()
 
 
 @pytest.mark.slow

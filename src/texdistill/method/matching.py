@@ -99,6 +99,8 @@ def _func_cross_product(loss: LossFn, theta, view, targets, lam):
     return jvp(lambda t: grad(loss, argnums=1)(t, view, targets), (theta,), (lam,))[1], None
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's default; tests trace with "aot_eager", which skips code generation
+
 EAGER_KERNELS = {"grad": _autograd_grad, "hessian_product": _autograd_hessian_product,
                  "cross_product": _autograd_cross_product}
 COMPILABLE_KERNELS = {"grad": _func_grad, "hessian_product": _func_hessian_product,
@@ -152,7 +154,8 @@ class Student:
         if not self.compile:
             return EAGER_KERNELS[name](self.view_loss, *args)
         if name not in self._kernels:
-            self._kernels[name] = torch.compile(partial(COMPILABLE_KERNELS[name], self.view_loss), dynamic=False)
+            self._kernels[name] = torch.compile(partial(COMPILABLE_KERNELS[name], self.view_loss), dynamic=False,
+                                                backend=COMPILE_BACKEND)
         from torch._dynamo.exc import TorchDynamoException  # loaded by torch.compile anyway
 
         try:
