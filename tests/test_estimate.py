@@ -89,7 +89,9 @@ def test_presets_command_lists_descriptions_and_estimates(capsys):
     for name, (description, _) in PRESETS.items():
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert description in line
-    assert out.count("unroll /") == len(PRESETS) and "experts 6.5 GB on disk" in out  # CIFAR: 100 × 51 × 320 k
+    sized = [name for name, (_, values) in PRESETS.items() if values["data"] != "folder"]  # folders: your data
+    assert out.count("unroll /") == len(sized) and "experts 6.5 GB on disk" in out  # CIFAR: 100 × 51 × 320 k
+    assert out.count("size depends on your data; `--dry-run` estimates it") == len(PRESETS) - len(sized)
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):

@@ -8,14 +8,16 @@ gloo on CPU). Without torchrun the same code runs as a single process.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from texdistill.errors import ConfigError
 
+T = TypeVar("T")
 TIMEOUT_ENV = "TEXDISTILL_DIST_TIMEOUT_MIN"
 DEFAULT_TIMEOUT_MIN = 180  # ranks wait at barriers for a whole expert or judge another rank trains
 
@@ -81,6 +83,19 @@ def all_gather_objects(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def main_first(make: Callable[[], T]) -> T:
+    """make() on rank 0 first, then on the others: what rank 0 builds on disk (the decoded dataset's cache)
+    the others only read, and no rank can open a cache another is still renaming into place."""
+    if world_size() == 1:
+        return make()
+    if is_main():
+        result = make()
+        barrier()
+        return result
+    barrier()
+    return make()
 
 
 def barrier() -> None:

@@ -54,6 +54,32 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                          "syn_steps": 12, "expert_epochs": 2, "max_start_epoch": 4, "iterations": 400,
                          "lr_img": 1000.0, "lr_lr": 1e-5, "ema_decay": 0.99, "snapshot_every": 50,
                          "ckpt_every": 50, "num_models": 5, "eval_epochs": 500}),
+    "fashion-texture-noise": ("Fashion-MNIST textures grown from noise (the paper's look), with the recognition "
+                              "step: the demo's experts, 360 iterations (≈ 15 min on 2 CPU cores)",
+                              {"data": "fashion-demo", "out": "runs/fashion-texture-noise", "width": 64,
+                               "num_experts": 3, "epochs": 5,
+                               "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "noise",
+                               "syn_steps": 12, "expert_epochs": 2, "max_start_epoch": 4, "iterations": 360,
+                               "lr_img": 1000.0, "lr_lr": 1e-5, "clamp_pixels": True, "recognition_lr": 0.05,
+                               "snapshot_every": 30, "ckpt_every": 60, "num_models": 3, "eval_epochs": 300}),
+    # your own class folders (README "Your own pictures"): --data folder --data-dir PATH; the recognition step
+    # and clamped pixels, since the point is textures that look like their class
+    "folder-cpu": ("your own class folders on a CPU: 64-px crops, 16 patches per picture, 128-px canvases "
+                   "(≈ 20–30 min for 5 classes of a few dozen pictures on 2 cores)",
+                   {"data": "folder", "out": "runs/folder-cpu", "res": 64, "width": 64, "patches": 16,
+                    "num_experts": 3, "epochs": 8,
+                    "texture": True, "canvas_size": 2.0, "canvas_samples": 2, "init": "real", "syn_steps": 10,
+                    "expert_epochs": 2, "max_start_epoch": 6, "iterations": 200, "lr_img": 1000.0, "lr_lr": 1e-5,
+                    "clamp_pixels": True, "recognition_lr": 0.05, "snapshot_every": 20, "ckpt_every": 40,
+                    "num_models": 3, "eval_epochs": 300}),
+    "folder-gpu": ("your own class folders on a GPU: 128-px crops, 32 patches per picture, 256-px canvases, "
+                   "ConvNet-5 (the paper's public texture setting)",
+                   {"data": "folder", "out": "runs/folder-gpu", "res": 128, "width": 128, "depth": 5, "patches": 32,
+                    "num_experts": 10, "epochs": 20,
+                    "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real", "syn_steps": 20,
+                    "expert_epochs": 2, "max_start_epoch": 10, "iterations": 2000, "lr_img": 1000.0,
+                    "lr_lr": 1e-6, "clamp_pixels": True, "recognition_lr": 0.05, "snapshot_every": 100,
+                    "ckpt_every": 100, "num_models": 5, "eval_epochs": 1000}),
     "cifar10-ipc1": ("CIFAR-10, 1 image per class, ZCA, N=50 M=2 T+=2 (MTT: 46.3 %)",
                      _mtt("cifar10", "cifar10-ipc1", True, 1, 50, 2, 2, 100.0, 1e-7, 0.01)),
     "cifar10-ipc10": ("CIFAR-10, 10 images per class, ZCA, N=30 M=2 T+=20 (MTT: 65.3 %)",

@@ -51,7 +51,7 @@ class Distiller:
         continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
         self.bank = ExpertBank.open(cfg.experts_path)
         self._check_experts_fit(find_dataset(**cfg.dataset_options()))  # before decoding: a misfit caches nothing
-        self.dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
+        self.dataset = distributed.main_first(lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))

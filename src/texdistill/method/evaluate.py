@@ -136,7 +136,7 @@ def run(cfg: EvalConfig) -> dict:
         raise ConfigError(f"the synthetic set in {cfg.run_dir} was distilled from {mismatch}; pass matching "
                           f"--data/--res")
     continue_existing(cfg, "evaluation (eval.json)", path.exists())
-    dataset = load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
+    dataset = distributed.main_first(lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
     if len(dataset.test_images) == 0:
         raise DataError(f"{dataset.name} has no test images to evaluate on; give the folder a val/ split or "
                         f"use --holdout 0.1 (for experts, distill and evaluate alike)")

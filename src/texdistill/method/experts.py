@@ -66,7 +66,8 @@ class ExpertTrainer:
         self.dir = cfg.run_dir / "experts"
         # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
         continue_existing(cfg, "expert trajectories", bool(self._existing()))
-        self.dataset = dataset or load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path)
+        self.dataset = dataset or distributed.main_first(
+            lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
         self.space = PixelSpace.fit(self.dataset, cfg.zca, cfg.zca_eps)
         self.spec = model_spec_for(cfg, self.dataset)
         self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")

@@ -1,6 +1,7 @@
 """`texdistill sweep SPEC`: distil and evaluate one run per row of a knob study; a table of accuracy vs knobs.
 
-A spec is a JSON file: a preset, base values every row shares, and rows of values that differ from the base:
+A spec is a JSON file: a preset, base values every row shares, and rows of values that differ from the base (a
+row may name a preset of its own with "preset"; an optional "describe" maps rows to a line of text):
 
     {"preset": "demo", "base": {"iterations": 300, "num_models": 2},
      "rows": {"noise": {"init": "noise"}, "collage": {"init": "real"}, "ipc1": {"texture": false}}}
@@ -49,7 +50,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"sweep spec {path} must be a JSON object with a non-empty \"rows\" object "
                           f"(row name → option values); see `texdistill sweep --help`")
     preset_values(spec.get("preset"))  # an unknown preset is an error naming the known ones
-    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in field_types(cls)}
+    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in field_types(cls)} | {"preset"}
     for where, values in [("base", spec.get("base", {})), *spec["rows"].items()]:
         if not isinstance(values, dict):
             raise ConfigError(f"sweep spec {path}: '{where}' must be an object of option → value")
@@ -64,8 +65,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
 
 
 def row_values(spec: dict[str, Any], row: str) -> dict[str, Any]:
-    """preset < base < row: the flat option values of one row (before the sweep places its folders)."""
-    return {**preset_values(spec.get("preset")), **spec.get("base", {}), **spec["rows"][row]}
+    """preset (the row's own "preset", else the spec's) < base < row: the flat option values of one row (before
+    the sweep places its folders)."""
+    values = {k: v for k, v in spec["rows"][row].items() if k != "preset"}
+    return {**preset_values(spec["rows"][row].get("preset", spec.get("preset"))), **spec.get("base", {}), **values}
 
 
 def experts_folder(out: Path, values: dict[str, Any]) -> Path:
