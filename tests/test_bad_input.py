@@ -216,15 +216,15 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resume
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    import texdistill.method.distill as distill_module
+    from texdistill.method.outputs import DistillOutputs
 
-    real_save = distill_module.Distiller.save_result
+    real_save = DistillOutputs.save_result
 
-    def save_result(self) -> None:  # written after each checkpoint
-        real_save(self)
-        full.append(self.iteration)
+    def save_result(self, state) -> None:  # written after each checkpoint
+        real_save(self, state)
+        full.append(state.iteration)
 
-    monkeypatch.setattr(distill_module.Distiller, "save_result", save_result)
+    monkeypatch.setattr(DistillOutputs, "save_result", save_result)
     assert main([*argv, "--out", str(run)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("texdistill: error:")]
     assert len(errors) == 1 and "cannot write" in errors[0] and "it_000004.safetensors" in errors[0]  # a snapshot

@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +16,7 @@ from tqdm.auto import tqdm
 
 from texdistill import __version__, distributed
 from texdistill.commands import RUN_COMMANDS
-from texdistill.config import STAGES, build_config, field_types, file_values
+from texdistill.config import STAGES, build_config, file_values
 from texdistill.errors import TexdistillError
 from texdistill.presets import PRESETS, preset_values
 from texdistill.tools.bench import BenchConfig
@@ -23,6 +25,19 @@ from texdistill.tools.hostmem import keep_freed_memory
 log = logging.getLogger("texdistill")
 # commands that take presets and config files like the stages, but neither train nor write a run
 TOOLS = {"bench": BenchConfig}
+
+
+def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
+    """field name → (base type, optional?) for a config dataclass."""
+    hints = typing.get_type_hints(config_class)
+    result = {}
+    for f in dataclasses.fields(config_class):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        optional = isinstance(hint, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        result[f.name] = (base, optional)
+    return result
 
 
 def _flag(name: str) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -384,19 +382,6 @@ def file_values(path: str | None) -> dict[str, Any]:
         else:
             flat[key.replace("-", "_")] = value
     return flat
-
-
-def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
-    """field name → (base type, optional?) for a config dataclass."""
-    hints = typing.get_type_hints(config_class)
-    result = {}
-    for f in dataclasses.fields(config_class):
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        optional = isinstance(hint, types.UnionType) and type(None) in args
-        base = next(a for a in args if a is not type(None)) if optional else hint
-        result[f.name] = (base, optional)
-    return result
 
 
 def build_config(config_class: type, values: dict[str, Any]) -> Any:
