@@ -47,9 +47,25 @@ def render(sweep: dict) -> str:
         lines.append(f"| {describe.get(row, row)} | `texdistill sweep {SPEC} --rows {row}` | "
                      f"**{cell(result, 'distilled')}** | {baselines} | "
                      f"{result['syn_lr']:.3g} | {result['loss']:.3f} | {minutes:.1f} min |")
+    for record in sweep["rows"]:
+        if record["result"].get("architectures"):
+            lines += ["", *cross_architecture(record)]
     experts = "; ".join(f"{t['num_experts']} experts × {t['epochs']} epochs, width {t['width']}: {t['wall_s'] / 60:.1f} min"
                         for t in sweep.get("experts", {}).values())
     return "\n".join(lines) + f"\n\nExperts (shared by rows with the same expert options): {experts}.\n"
+
+
+def cross_architecture(record: dict) -> list[str]:
+    """A row evaluated on other architectures (evaluate --models): sets × architectures."""
+    result = record["result"]
+    tables = {"convnet": result["sets"], **result["architectures"]}
+    lines = [f"Cross-architecture, row `{record['row']}` (`texdistill sweep {SPEC} --rows {record['row']}`): "
+             f"networks of each architecture trained only on each set, real test accuracy; evaluation wall time "
+             f"{record['evaluate']['wall_s'] / 60:.0f} min on the 2 cores.", "",
+             "| set | " + " | ".join(tables) + " |", "|---|" + "---|" * len(tables)]
+    for name in result["sets"]:
+        lines.append(f"| {name} | " + " | ".join(accuracy(t.get(name)) for t in tables.values()) + " |")
+    return lines
 
 
 def readme_block(text: str) -> str:

@@ -4,6 +4,7 @@ real images and noise score."""
 import json
 import shutil
 import statistics
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -132,3 +133,32 @@ def test_wearability_lands_in_eval_json_for_every_set(tiny_run, tmp_path):
         assert 0 <= w["min"] <= w["mean"] <= 1 and set(w["judges"]) == {"resnet10", "lenet"}
         assert w["samples"] == 10  # an image set is judged image by image (--wear-crops is for canvases)
     assert list((run / "cache" / "judges").glob("*.safetensors"))  # trained once, cached beside the data
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_torchrun_each_round_of_models_is_saved_before_the_next(monkeypatch, rank):
+    """2 ranks, 5 models: rounds {0,1}, {2,3}, {4}; rank 0 saves after every round (a killed job keeps them),
+    rank 1 never writes; every rank ends with all accuracies in model order."""
+    from texdistill import distributed
+
+    trained: list[int] = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    monkeypatch.setattr(evaluate, "train_on_synthetic", lambda *args: args[4])  # the model is its seed
+    monkeypatch.setattr(evaluate, "top1_accuracy", lambda seed, *args: (trained.append(seed), seed / 1000)[1])
+    rounds = iter([[0, 1], [2, 3], [4]])
+
+    def all_gather_objects(mine: dict) -> list[dict]:  # what the other rank trained in this round, rank order
+        theirs = {i: evaluate.model_seed(cfg, i) / 1000 for i in next(rounds) if i % 2 != rank}
+        return [mine, theirs] if rank == 0 else [theirs, mine]
+
+    monkeypatch.setattr(distributed, "all_gather_objects", all_gather_objects)
+    cfg = EvalConfig(num_models=5, eval_epochs=1)
+    saved: list[list[float]] = []
+    accuracies = evaluate.evaluate_set("distilled", lambda g: None, None, 0.01,
+                                       SimpleNamespace(test_images=None, test_labels=None), None, cfg, None, [],
+                                       lambda accs: saved.append(list(accs)))
+    expected = [evaluate.model_seed(cfg, i) / 1000 for i in range(5)]
+    assert accuracies == expected
+    assert trained == [evaluate.model_seed(cfg, i) for i in range(rank, 5, 2)]
+    assert saved == ([expected[:2], expected[:4], expected] if rank == 0 else [])

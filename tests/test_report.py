@@ -155,3 +155,15 @@ def test_a_live_report_reloads_itself_and_the_final_one_does_not(quick_demo):
     assert '<meta http-equiv="refresh" content="30">' in live and 'id="live"' in live
     final = (run / "report.html").read_text()  # written by the pipeline when the run ended
     assert "http-equiv" not in final and 'id="live"' not in final
+
+
+@pytest.mark.parametrize("low, high, expected", [(0.0018, 0.0026, ["0.002", "0.0025"]),  # within one decade
+                                                 (2e-4, 0.011, ["0.001", "0.01"])])    # the decades
+def test_log_axis_has_labelled_ticks_even_within_one_decade(low, high, expected):
+    import re
+
+    from texdistill.products.svgplot import line_chart
+
+    svg = line_chart([0, 1, 2], {"η": [high, (low + high) / 2, low]}, "iteration", "η", "η", log_y=True).decode()
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', svg)  # the y-axis labels
+    assert labels == expected

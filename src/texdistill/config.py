@@ -279,6 +279,11 @@ class DistillConfig(CommonConfig):
         for name in ("recognition_models", "recognition_crops", "recognition_steps", "recognizer_epochs"):
             _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
         _require(self.recognition_prior >= 0, f"--recognition-prior must be ≥ 0, got {self.recognition_prior}")
+        # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
+        _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
+                 f"one canvas per class (give it more pixels with --canvas-size)")
+        _require(self.texture or self.init != "real-tiled", "--init real-tiled tiles one real image over a canvas "
+                 "(texture mode); in image mode use --init real or noise, or add --texture")
 
     @property
     def experts_path(self) -> Path:

@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from texdistill import distributed
 from texdistill.errors import CheckpointError, StorageError
 
 METADATA_KEY = "texdistill"
@@ -153,15 +154,20 @@ class JsonlLog:
     Two event records tell readers that a stage went back: {"event": "start"} (it started over: its earlier
     records are void) and {"event": "resume", "it": N} (it continued a checkpoint of iteration N: its
     earlier records with it > N are void, they are written again). read_jsonl applies both.
+
+    Under torchrun only rank 0 repairs a torn tail; ranks that log their own work (experts) append whole lines
+    in one write each (O_APPEND), marked with their rank.
     """
 
     def __init__(self, path: str | Path, stage: str):
         self.path = Path(path)
         self.stage = stage
-        self._checked_tail = False
+        self._checked_tail = not distributed.is_main()  # only rank 0 repairs: it never cuts another rank's line
 
     def write(self, **record: Any) -> None:
         record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+        if distributed.world_size() > 1:
+            record["rank"] = distributed.rank()
         line = json.dumps({"time": round(time.time(), 3), "stage": self.stage, **record}, default=float,
                           allow_nan=False)  # NaN/inf are logged as null: strict JSON for every reader
         try:

@@ -76,25 +76,29 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
                  on_model: Callable[[list[float]], None], architecture: str = "convnet") -> list[float]:
     """Accuracies of cfg.num_models nets, each trained on make_set(its generator), continuing after `done`.
 
-    Under torchrun the models are shared round robin over the ranks and the accuracies gathered; model i
-    always uses the same seeds, so the result does not depend on the number of processes.
+    Under torchrun the models are trained in rounds, one per rank, and each round's accuracies gathered before
+    the next, so `on_model` (which saves eval.json) sees every finished model even if the job is killed later;
+    model i always uses the same seeds, so the result does not depend on the number of processes.
     """
-    mine: dict[int, float] = {}
-    todo = distributed.my_share(list(range(len(done), cfg.num_models)))
+    accuracies, size = list(done), distributed.world_size()
+    todo = list(range(len(done), cfg.num_models))
     label = name if architecture == "convnet" else f"{architecture} {name}"
-    bar = tqdm(total=len(todo) * cfg.eval_epochs, desc=f"eval {label}", unit="ep", dynamic_ncols=True,
-               leave=False, disable=not distributed.is_main())
-    for index in todo:
-        seed = model_seed(cfg, index)
-        synthetic = make_set(torch.Generator().manual_seed(seed + 1))
-        model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar, architecture)
-        mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
-        bar.set_postfix(acc=f"{statistics.mean(mine.values()):.3f}")
-        if distributed.world_size() == 1:
-            on_model([*done, *(mine[i] for i in sorted(mine))])
+    bar = tqdm(total=len(distributed.my_share(todo)) * cfg.eval_epochs, desc=f"eval {label}", unit="ep",
+               dynamic_ncols=True, leave=False, disable=not distributed.is_main())
+    for start in range(0, len(todo), size):
+        mine: dict[int, float] = {}
+        for index in distributed.my_share(todo[start:start + size]):  # at most one model per rank and round
+            seed = model_seed(cfg, index)
+            synthetic = make_set(torch.Generator().manual_seed(seed + 1))
+            model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar, architecture)
+            mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
+        gathered = {i: acc for share in distributed.all_gather_objects(mine) for i, acc in share.items()}
+        accuracies += [gathered[i] for i in sorted(gathered)]
+        bar.set_postfix(acc=f"{statistics.mean(accuracies):.3f}")
+        if distributed.is_main():
+            on_model(accuracies)
     bar.close()
-    gathered = {i: acc for share in distributed.all_gather_objects(mine) for i, acc in share.items()}
-    return [*done, *(gathered[i] for i in sorted(gathered))]
+    return accuracies
 
 
 def seam_report(sets: dict[str, list[SyntheticSet]], space: PixelSpace, class_names: list[str]) -> dict:

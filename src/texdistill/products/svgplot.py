@@ -23,6 +23,15 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Ticks of a log axis spanning log10 values [low, high]: the decades, or round values where it spans less
+    than two decades (η often moves within one)."""
+    decades = [10.0 ** e for e in range(math.floor(low), math.ceil(high) + 1) if low <= e <= high]
+    if len(decades) >= 2:
+        return decades
+    return [t for t in _nice_ticks(10 ** low, 10 ** high, count=4) if t > 0]
+
+
 def _label(value: float) -> str:
     return f"{value:.3g}"
 
@@ -53,8 +62,7 @@ def line_chart(x: list[float], series: dict[str, list[float]], xlabel: str, ylab
         return top + (y_high - transform(v)) / (y_high - y_low) * (height - top - bottom)
 
     parts = [f'<text x="{width / 2}" y="15" text-anchor="middle" {FONT} font-weight="bold">{html.escape(title)}</text>']
-    y_ticks = ([10 ** e for e in range(math.floor(y_low), math.ceil(y_high) + 1) if y_low <= e <= y_high] if log_y
-               else _nice_ticks(y_low, y_high))
+    y_ticks = _log_ticks(y_low, y_high) if log_y else _nice_ticks(y_low, y_high)
     for tick in y_ticks:
         y = py(tick)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'

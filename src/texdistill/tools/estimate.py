@@ -8,7 +8,6 @@ student step, P = parameters, N = syn_steps:
 - unroll:      N·(2·B·A + 2·P) + 2·B·A + base   every step keeps its forward and create_graph backward graph
 - remat:       N·P + 3·B·A + base             θ_i of every step, one replayed step's double-backward graph
 - first-order: N·P + 3·B·A + base             the same two passes, a cheaper product per replayed step
-  (on a GPU the θ_i live in host memory: the GPU's share is O(1) in N)
   base = 6·P (model, θ*_t, θ*_t+M, adjoint …) + 3 × the synthetic pixels (values, gradient, momentum)
 Measured on CPU (ConvNet-3 w128, 100 × 3×32×32, no DSA): an unrolled step holds 301 MB = 1.94·B·A; a
 training step 2.87 MB per image = 1.85·A. DSA's per-sample copies are small and left out.
