@@ -57,7 +57,7 @@ def test_crop_translates_with_zero_fill():
 
 def test_cutout_zeroes_one_square():
     x = smooth_images(b=1) + 5
-    out = apply(x, only("cutout", cy=[8], cx=[8], size=[4, 4]))
+    out = apply(x, only("cutout", cy=[6], cx=[6], height=[4], width=[4]))  # the hole: corner and size
     assert torch.all(out[0, :, 6:10, 6:10] == 0)
     assert torch.equal(out[0, :, :6], x[0, :, :6]) and (out == 0).sum() == 3 * 16
 

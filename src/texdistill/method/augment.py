@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from texdistill.errors import ConfigError
+from texdistill.method.transfer import to_device
 
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -51,7 +52,7 @@ class DSAConfig:
         return self.strategy.split("_")
 
 
-AugParams = list[tuple[str, dict[str, torch.Tensor]]]
+AugParams = list[tuple[str, dict[str, torch.Tensor]]]  # (transform, per-sample parameters), drawn on the CPU
 
 
 def sample_params(cfg: DSAConfig, batch: int, height: int, width: int,
@@ -78,9 +79,9 @@ def sample_params(cfg: DSAConfig, batch: int, height: int, width: int,
                  "dx": torch.randint(-sx, sx + 1, (batch,), generator=generator)}
         elif name == "cutout":
             ch, cw = int(height * cfg.cutout_ratio + 0.5), int(width * cfg.cutout_ratio + 0.5)
-            p = {"cy": torch.randint(0, height + (1 - ch % 2), (batch,), generator=generator),
-                 "cx": torch.randint(0, width + (1 - cw % 2), (batch,), generator=generator),
-                 "size": torch.tensor([ch, cw])}
+            p = {"cy": torch.randint(0, height + (1 - ch % 2), (batch,), generator=generator) - ch // 2,
+                 "cx": torch.randint(0, width + (1 - cw % 2), (batch,), generator=generator) - cw // 2,
+                 "height": torch.full((batch,), ch), "width": torch.full((batch,), cw)}
         elif name == "flip":
             p = {"flip": uniform(batch) < cfg.flip_prob}
         elif name == "scale":
@@ -94,10 +95,11 @@ def sample_params(cfg: DSAConfig, batch: int, height: int, width: int,
 
 
 def apply(x: torch.Tensor, params: AugParams) -> torch.Tensor:
-    """Apply drawn DSA parameters to x (B, C, H, W); differentiable in x."""
-    for name, p in params:
-        p = {k: v.to(x.device) for k, v in p.items()}
-        x = _APPLY[name](x, p)
+    """Apply drawn DSA parameters to x (B, C, H, W); differentiable in x. The parameters reach x's device in
+    one non-blocking copy per dtype (transfer.py), and nothing here reads a device value back to the host."""
+    moved = to_device({f"{i}.{k}": v for i, (_, p) in enumerate(params) for k, v in p.items()}, x.device)
+    for i, (name, p) in enumerate(params):
+        x = _APPLY[name](x, {k: moved[f"{i}.{k}"] for k in p})
     return x
 
 
@@ -133,13 +135,11 @@ def _crop(x: torch.Tensor, p: dict) -> torch.Tensor:
 
 def _cutout(x: torch.Tensor, p: dict) -> torch.Tensor:
     b, _, h, w = x.shape
-    ch, cw = int(p["size"][0]), int(p["size"][1])
-    top = (p["cy"] - ch // 2).view(b, 1)
-    left = (p["cx"] - cw // 2).view(b, 1)
+    top, left = p["cy"].view(b, 1), p["cx"].view(b, 1)  # the hole's corner and size, as tensors: no host read
     rows = torch.arange(h, device=x.device).view(1, h)
     cols = torch.arange(w, device=x.device).view(1, w)
-    in_rows = (rows >= top) & (rows < top + ch)  # (B, H)
-    in_cols = (cols >= left) & (cols < left + cw)  # (B, W)
+    in_rows = (rows >= top) & (rows < top + p["height"].view(b, 1))  # (B, H)
+    in_cols = (cols >= left) & (cols < left + p["width"].view(b, 1))  # (B, W)
     keep = ~(in_rows.view(b, h, 1) & in_cols.view(b, 1, w))
     return x * keep.unsqueeze(1).to(x.dtype)
 

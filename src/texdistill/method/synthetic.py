@@ -20,6 +20,7 @@ import torch.nn as nn
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import ConfigError
 from texdistill.method.torus import image_grid, tile, wrap_crops
+from texdistill.method.transfer import to_device
 
 INITS = ("real", "noise", "real-tiled")
 LABEL_INIT_PASSES = 4  # a canvas's soft label starts from its crops' logits: 4 times the crops it holds
@@ -172,7 +173,7 @@ class ImageSet(SyntheticSet):
         return Draw(seed, torch.randperm(n, generator=generator)[:size].sort().values)
 
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
-        index = draw.index.to(self.pixels.device)
+        index = to_device({"index": draw.index}, self.pixels.device)["index"]
         return self.pixels[index], self.targets(index)
 
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,9 +231,8 @@ class TextureCanvas(SyntheticSet):
         return Draw(seed, index, dy, dx)
 
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
-        device = self.pixels.device
-        crops = wrap_crops(self.pixels, draw.index.to(device), draw.dy.to(device), draw.dx.to(device), self.crop)
-        return crops, self.targets(draw.index.to(device))
+        at = to_device({"index": draw.index, "dy": draw.dy, "dx": draw.dx}, self.pixels.device)  # one copy
+        return wrap_crops(self.pixels, at["index"], at["dy"], at["dx"], self.crop), self.targets(at["index"])
 
     def label_init_draw(self, seed: int) -> Draw:
         return self.draw(seed, per_class=LABEL_INIT_PASSES * self.crops_per_canvas)
@@ -242,10 +242,9 @@ class TextureCanvas(SyntheticSet):
         return wrap_crops(self.displayable(space), draw.index, draw.dy, draw.dx, self.crop), draw.index
 
     def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
-        device = self.pixels.device
         shown = space.display_values(self.pixels, periodic=True)  # (K, C, Hc, Wc): ZCA acts on whole tori
-        index = draw.index.to(device)
-        return wrap_crops(shown, index, draw.dy.to(device), draw.dx.to(device), self.crop), self.labels[index]
+        at = to_device({"index": draw.index, "dy": draw.dy, "dx": draw.dx}, self.pixels.device)
+        return wrap_crops(shown, at["index"], at["dy"], at["dx"], self.crop), self.labels[at["index"]]
 
     def class_image(self, label: int, to_uint8: Callable) -> torch.Tensor:
         return to_uint8(self.class_pixels(label))[0]

@@ -14,6 +14,7 @@ only. After every row <out>/sweep.md and <out>/sweep.json hold the table so far.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from texdistill.commands import SweepConfig
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config, field_types
+from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.errors import ConfigError
 from texdistill.method import distill, evaluate, experts, setfile
 from texdistill.presets import preset_values
@@ -50,7 +51,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"sweep spec {path} must be a JSON object with a non-empty \"rows\" object "
                           f"(row name → option values); see `texdistill sweep --help`")
     preset_values(spec.get("preset"))  # an unknown preset is an error naming the known ones
-    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in field_types(cls)} | {"preset"}
+    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in (f.name for f in dataclasses.fields(cls))} | {"preset"}
     for where, values in [("base", spec.get("base", {})), *spec["rows"].items()]:
         if not isinstance(values, dict):
             raise ConfigError(f"sweep spec {path}: '{where}' must be an object of option → value")
