@@ -303,7 +303,7 @@ def test_folder_train_val_layout(tmp_path):
 
 
 def test_patches_cut_many_views_per_picture_and_split_by_picture(tmp_path):
-    # 3 classes × 8 large patterned photos; --patches 64 → 512 training views per class, none from a test picture
+    # 3 classes × 8 large patterned photos; --patches 96 → 576 training views per class, none from a test picture
     from texdistill.data import find_dataset, load_dataset
 
     rng = np.random.default_rng(0)
@@ -313,14 +313,14 @@ def test_patches_cut_many_views_per_picture_and_split_by_picture(tmp_path):
             stripes = (np.sin((xx * (c + 1) + yy * i) / 9.0) > 0).astype(np.uint8) * 180
             photo = np.stack([stripes, np.roll(stripes, 7 * c, 0), rng.integers(0, 60, stripes.shape, dtype=np.uint8)], -1)
             save_image(tmp_path / "photos" / cls / f"photo {i}.jpg", photo.astype(np.uint8), format="JPEG")
-    options = dict(name="folder", data_dir=str(tmp_path / "photos"), res=32, holdout=0.25, patches=64)
+    options = dict(name="folder", data_dir=str(tmp_path / "photos"), res=32, holdout=0.25, patches=96)
     found = find_dataset(**options)
-    assert found.counts == {"train": [384] * 3, "test": [128] * 3} and "64 random crops per picture" in found.layout
+    assert found.counts == {"train": [576] * 3, "test": [192] * 3} and "96 random crops per picture" in found.layout
     data = load_dataset(**options, cache_dir=tmp_path / "cache")
-    assert data.train_images.shape == (3 * 6 * 64, 3, 32, 32) and data.test_images.shape == (3 * 2 * 64, 3, 32, 32)
-    assert data.class_counts() == [384] * 3
+    assert data.train_images.shape == (3 * 6 * 96, 3, 32, 32) and data.test_images.shape == (3 * 2 * 96, 3, 32, 32)
+    assert data.class_counts() == [576] * 3
     # the patches of a picture differ (positions and scales) and are the same on every decode
-    first = data.train_images[:64].float()
+    first = data.train_images[:96].float()
     assert (first - first.mean(0)).abs().mean() > 5
     again = load_dataset(**options)
     assert torch.equal(again.train_images, data.train_images) and torch.equal(again.test_images, data.test_images)
@@ -330,7 +330,7 @@ def test_patches_cut_many_views_per_picture_and_split_by_picture(tmp_path):
 
     test_files = [f for cls in ("bark", "lichen", "moss")
                   for f in held_out(list_images(tmp_path / "photos" / cls), tmp_path / "photos", 0.25)[1]]
-    expected = np.concatenate([read_image(f, Reading(32, 64)) for f in test_files]).transpose(0, 3, 1, 2)
+    expected = np.concatenate([read_image(f, Reading(32, 96)) for f in test_files]).transpose(0, 3, 1, 2)
     assert len(test_files) == 6 and np.array_equal(data.test_images.numpy(), expected)
     one = load_dataset(**{**options, "patches": 0})
     assert len(one.train_images) == 18 and len(one.test_images) == 6

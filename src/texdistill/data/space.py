@@ -22,6 +22,13 @@ class PixelSpace:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.zca = zca
+        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean, std per device
+
+    def stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std on `device`, copied there once (not once per batch)."""
+        if device not in self._stats_on:
+            self._stats_on[device] = self.mean.to(device), self.std.to(device)
+        return self._stats_on[device]
 
     @classmethod
     def fit(cls, dataset: ImageDataset, zca: bool = False, zca_eps: float = DEFAULT_EPS) -> "PixelSpace":
@@ -44,8 +51,9 @@ class PixelSpace:
                               f"{'add --zca' if self.whitened else 'drop --zca'} or retrain the experts with it")
 
     def encode(self, images: torch.Tensor, periodic: bool = False) -> torch.Tensor:
-        """uint8 (N, C, H, W) → float32 (N, C, H, W) in model space."""
-        x = (images.float() / 255.0 - self.mean) / self.std
+        """uint8 (N, C, H, W) → float32 (N, C, H, W) in model space, on the images' device."""
+        mean, std = self.stats_on(images.device)
+        x = (images.float() / 255.0 - mean) / std
         return self.zca.whiten(x, periodic) if self.zca else x
 
     def decode(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:

@@ -16,15 +16,16 @@ def random_seed(generator: torch.Generator) -> int:
 
 
 def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, targets: torch.Tensor,
-             dsa: DSAConfig | None, seed: int) -> tuple[float, int]:
-    """One training step on x (B, C, H, W) with DSA seeded by `seed`; returns (loss, #correct)."""
+             dsa: DSAConfig | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step on x (B, C, H, W) with DSA seeded by `seed`; returns (loss, #correct) as 0-d tensors on
+    x's device, so a GPU loop reads them back once per epoch, not once per step."""
     logits = model(augment(x, dsa, seed))
     loss = classification_loss(logits, targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     hard = targets if targets.ndim == 1 else targets.argmax(1)
-    return loss.item(), int((logits.argmax(1) == hard).sum())
+    return loss.detach(), (logits.argmax(1) == hard).sum()
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -40,7 +41,7 @@ def top1_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     model.eval()
     correct = 0
     for start in range(0, len(images), batch_size):
-        x = space.encode(images[start:start + batch_size]).to(device)
+        x = space.encode(images[start:start + batch_size].to(device, non_blocking=True))
         correct += int((model(x).argmax(1).cpu() == labels[start:start + batch_size]).sum())
     model.train(was_training)
     return correct / max(1, len(images))
