@@ -6,7 +6,8 @@
 Checks, each in a fresh process where it matters:
  1. environment: torch, the device, its arithmetic (TF32 off, deterministic kernels);
  2. `texdistill demo --quick` on the device: completes, accuracy and wearability;
- 3. remat == unroll on the device (float32), and remat on the device vs unroll in float64 on the CPU;
+ 3. remat == unroll on the device (float32), and remat on the device vs unroll in float64 on the CPU; remat with
+    its kernels compiled by Inductor (what --compile auto turns on at paper scale) vs eager remat;
  4. a distillation stopped at its checkpoint and resumed equals an uninterrupted one (every checkpoint tensor);
  5. `texdistill bench` at the ImageSquawk-texture shape (--quick: the demo's) at 20/40/80 steps: s/it, peak memory;
  6. two processes under torchrun on the one device (NCCL; gloo when NCCL refuses two ranks on one GPU).
@@ -91,12 +92,33 @@ def gradients(device: str) -> tuple[bool, str]:
     remat, unroll = (match(m, student, canvas, eta, p) for m in ("remat", "unroll"))
     s64, c64, p64 = problem(torch.float64, "cpu")
     exact = match("unroll", s64, c64, torch.tensor(0.02, dtype=torch.float64), p64)
-
-    def rel(a, b):
-        return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
-
-    vs_unroll, vs_f64 = rel(remat.pixel_grad, unroll.pixel_grad), rel(remat.pixel_grad, exact.pixel_grad)
+    vs_unroll, vs_f64 = relative(remat.pixel_grad, unroll.pixel_grad), relative(remat.pixel_grad, exact.pixel_grad)
+    GRADIENTS.update(problem=problem, remat=remat)  # the compiled check below compares with this eager remat
     return vs_unroll < 1e-4 and vs_f64 < 1e-3, f"pixel grad: remat vs unroll {vs_unroll:.1e}, vs float64 {vs_f64:.1e}"
+
+
+GRADIENTS: dict = {}
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
+
+
+@check("remat compiled (Inductor) == eager")
+def compiled(device: str) -> tuple[bool, str]:
+    """What --compile auto turns on at paper scale: the torch.func kernels through Inductor, on the device."""
+    from texdistill.method.matching import Student, match
+
+    if "problem" not in GRADIENTS:
+        return False, "needs the remat == unroll check first"
+    student, canvas, p = GRADIENTS["problem"](torch.float32, device)
+    compiled_student = Student(student.flat, student.dsa, compile=True)
+    started = time.time()
+    result = match("remat", compiled_student, canvas, torch.tensor(0.02, device=device), p)
+    if not compiled_student.compile:
+        return False, "torch.compile failed and fell back to eager (see the warning above)"
+    difference = relative(result.pixel_grad, GRADIENTS["remat"].pixel_grad)
+    return difference < 1e-3, f"pixel grad vs eager remat {difference:.1e}; first call (compile) {time.time() - started:.0f} s"
 
 
 @check("resume == uninterrupted")
@@ -153,6 +175,7 @@ def main() -> None:
         environment(args.device)
         demo(args.device, out)
         gradients(args.device)
+        compiled(args.device)
         resume(args.device, out)
         bench(args.device, out, args.quick)
         torchrun(args.device, out)

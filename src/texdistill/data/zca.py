@@ -36,7 +36,7 @@ class ZCAFilter:
     def __init__(self, autocov: torch.Tensor, eps: float = DEFAULT_EPS):
         self.autocov = autocov.to(torch.float64)  # (C, C, 2H-1, 2W-1), lag (0, 0) at the centre
         self.eps = float(eps)
-        self._filters: dict[tuple[int, int, bool], torch.Tensor] = {}
+        self._filters: dict[tuple, torch.Tensor] = {}  # (gh, gw, inverse[, device]) → filter
 
     @classmethod
     def fit(cls, images: torch.Tensor, mean: torch.Tensor, eps: float = DEFAULT_EPS) -> "ZCAFilter":
@@ -74,7 +74,7 @@ class ZCAFilter:
         if len(x) == 0:
             return x.clone()
         gh, gw = (h, w) if periodic else (2 * h, 2 * w)
-        filt = self._filter(gh, gw, inverse).to(x.device, torch.complex64)  # (Gh, Gw//2+1, C, C)
+        filt = self._filter_on(gh, gw, inverse, x.device)  # (Gh, Gw//2+1, C, C)
         out = []
         for chunk in x.split(APPLY_CHUNK):  # bounds the memory of the mirrored copies and spectra
             grid = chunk.float() if periodic else mirror(chunk.float())  # (b, C, Gh, Gw)
@@ -91,6 +91,13 @@ class ZCAFilter:
             power = 0.5 if inverse else -0.5
             scale = (eigenvalues.clamp_min(0) + self.eps) ** power
             self._filters[key] = ((vectors * scale.unsqueeze(-2)) @ vectors.transpose(-1, -2)).to(torch.float32)
+        return self._filters[key]
+
+    def _filter_on(self, gh: int, gw: int, inverse: bool, device: torch.device) -> torch.Tensor:
+        """The filter as complex64 on `device`, copied there once per grid (not once per batch)."""
+        key = (gh, gw, inverse, device)
+        if key not in self._filters:
+            self._filters[key] = self._filter(gh, gw, inverse).to(device, torch.complex64)
         return self._filters[key]
 
     def spectrum(self, gh: int, gw: int) -> torch.Tensor:

@@ -242,8 +242,9 @@ def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Ten
     """θ_0 … θ_{N−1}, θ_N and Σ_i g_i of the student, computed without a graph.
 
     θ_0 … θ_{N−1} stay on the run's device: N parameter vectors (80 × 1.3 MB for ConvNet-3 w128) are small next
-    to one step's activations, and a host copy would cost two blocking transfers per step. Under torchrun each rank computes the gradient of
-    its slice of the batch and the slices are summed, so every rank follows the same trajectory.
+    to one step's activations, and a host copy would cost two blocking transfers per step. Under torchrun each
+    rank computes the gradient of its slice of the batch and the slices are summed, so every rank follows the
+    same trajectory.
     """
     theta = problem.start.detach()
     thetas, grad_sum = [], torch.zeros_like(theta)
@@ -319,8 +320,7 @@ def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tens
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
         step = replayed_step(student, synthetic, problem.step_seeds[i])
-        g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view,
-                                                                step.targets, lam)
+        g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view, step.targets, lam)
         lr_grad -= (lam * g).sum() * step.weight
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
         if label_grad is not None:
