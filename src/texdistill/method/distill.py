@@ -19,12 +19,11 @@ from tqdm.auto import tqdm
 
 from texdistill import distributed, hardware
 from texdistill.config import DistillConfig
-from texdistill.data import Found, find_dataset, load_dataset
-from texdistill.errors import ConfigError
-from texdistill.method.experts import ExpertBank, data_mismatch
+from texdistill.data import find_dataset, load_dataset
+from texdistill.method.experts import ExpertBank
 from texdistill.method.judges import Judge, trained_on_real_data
 from texdistill.method.matching import MatchProblem, Student, match
-from texdistill.method.models import FlatParams, resolve_depth
+from texdistill.method.models import FlatParams
 from texdistill.method.outputs import CHECKPOINT, DistillOutputs
 from texdistill.method.recognition import RECOGNIZER_SEED, RecognitionTerm
 from texdistill.method.setfile import RESULT
@@ -50,7 +49,7 @@ class Distiller:
         # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
         continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
         self.bank = ExpertBank.open(cfg.experts_path)
-        self._check_experts_fit(find_dataset(**cfg.dataset_options()))  # before decoding: a misfit caches nothing
+        self.bank.require_fit(find_dataset(**cfg.dataset_options()), cfg)  # before decoding: a misfit caches nothing
         self.dataset = distributed.main_first(lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
@@ -87,24 +86,6 @@ class Distiller:
         seeds = tuple(RECOGNIZER_SEED + i for i in range(cfg.recognition_models))
         return trained_on_real_data(cfg, self.dataset, (cfg.recognizers,) * cfg.recognition_models,
                                     cfg.recognizer_epochs, self.device, seeds)
-
-    def _check_experts_fit(self, found: Found) -> None:
-        """The experts must come from this dataset, resolution and model, and be long enough."""
-        spec, cfg = self.bank.spec, self.cfg
-        if cfg.max_start_epoch - 1 + cfg.expert_epochs > self.bank.num_epochs:
-            raise ConfigError(f"--max-start-epoch {cfg.max_start_epoch} + --expert-epochs {cfg.expert_epochs} "
-                              f"needs experts of ≥ {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, they have "
-                              f"{self.bank.num_epochs}; lower --max-start-epoch to "
-                              f"{self.bank.num_epochs - cfg.expert_epochs + 1} or train longer experts")
-        mismatch = data_mismatch(found, self.bank.metadata)
-        if mismatch:
-            raise ConfigError(f"experts in {cfg.experts_path} were trained on {mismatch}; pass matching --data/--res "
-                              f"or other --experts-dir")
-        depth = resolve_depth(cfg.depth, found.res, found.res)
-        if (cfg.width, depth) != (spec.width, spec.depth):
-            raise ConfigError(f"experts in {cfg.experts_path} are ConvNets of width {spec.width}, depth {spec.depth}, "
-                              f"not width {cfg.width}, depth {depth}; pass --width {spec.width} --depth {spec.depth} "
-                              f"or other --experts-dir")
 
     # ---- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:

@@ -13,9 +13,9 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from texdistill import distributed
-from texdistill.config import ExpertsConfig
+from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
-from texdistill.errors import CheckpointError
+from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.torus import random_rolls
 from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
@@ -233,6 +233,25 @@ class ExpertBank:
     def space(self) -> PixelSpace:
         tensors, _ = load_tensors(self.paths[0].parent / SPACE_FILE)
         return PixelSpace.from_state_dict(tensors)
+
+    def require_fit(self, found: Found, cfg: DistillConfig) -> None:
+        """These experts must come from `found`'s dataset and resolution, be ConvNets of cfg's width and depth,
+        and be long enough for its start epochs and segment."""
+        spec, where = self.spec, cfg.experts_path
+        if cfg.max_start_epoch - 1 + cfg.expert_epochs > self.num_epochs:
+            raise ConfigError(f"--max-start-epoch {cfg.max_start_epoch} + --expert-epochs {cfg.expert_epochs} "
+                              f"needs experts of ≥ {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, they have "
+                              f"{self.num_epochs}; lower --max-start-epoch to "
+                              f"{self.num_epochs - cfg.expert_epochs + 1} or train longer experts")
+        mismatch = data_mismatch(found, self.metadata)
+        if mismatch:
+            raise ConfigError(f"experts in {where} were trained on {mismatch}; pass matching --data/--res "
+                              f"or other --experts-dir")
+        depth = resolve_depth(cfg.depth, found.res, found.res)
+        if (cfg.width, depth) != (spec.width, spec.depth):
+            raise ConfigError(f"experts in {where} are ConvNets of width {spec.width}, depth {spec.depth}, "
+                              f"not width {cfg.width}, depth {depth}; pass --width {spec.width} --depth {spec.depth} "
+                              f"or other --experts-dir")
 
     def epochs(self, expert: int, *epochs: int) -> list[torch.Tensor]:
         """Flat parameter vectors of `expert` at the given epochs (0 = initialisation)."""
