@@ -58,7 +58,10 @@ def render(sweep: dict) -> str:
 def cross_architecture(record: dict) -> list[str]:
     """A row evaluated on other architectures (evaluate --models): sets × architectures."""
     result = record["result"]
-    tables = {"convnet": result["sets"], **result["architectures"]}
+    order = record["changes"].get("models", "").split(",")  # the row's --models order (JSON sorts the keys)
+    tables = {"convnet": result["sets"], **dict(sorted(result["architectures"].items(),
+                                                        key=lambda item: order.index(item[0]) if item[0] in order
+                                                        else len(order)))}
     lines = [f"Cross-architecture, row `{record['row']}` (`texdistill sweep {SPEC} --rows {record['row']}`): "
              f"networks of each architecture trained only on each set, real test accuracy; evaluation wall time "
              f"{record['evaluate']['wall_s'] / 60:.0f} min on the 2 cores.", "",
