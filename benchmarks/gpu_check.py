@@ -81,10 +81,11 @@ def gradients(device: str) -> tuple[bool, str]:
         torch.manual_seed(0)
         flat = FlatParams(ModelSpec(1, 5, 16, 16, width=16, depth=2).build().to(where, dtype))
         g = torch.Generator().manual_seed(1)
-        canvas = TextureCanvas(torch.randn(5, 1, 32, 32, generator=g, dtype=dtype).to(where), torch.arange(5, device=where),
-                               5, (16, 16), canvas_samples=2)
+        # drawn in float64 and then cast, so the float32 and float64 problems are the same problem
+        canvas = TextureCanvas(torch.randn(5, 1, 32, 32, generator=g, dtype=torch.float64).to(where, dtype),
+                               torch.arange(5, device=where), 5, (16, 16), canvas_samples=2)
         start = flat.get()
-        target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=dtype).to(where)
+        target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64).to(where, dtype)
         return Student(flat, DSAConfig()), canvas, MatchProblem(start, target, [7 * (i + 1) for i in range(10)])
 
     student, canvas, p = problem(torch.float32, device)

@@ -1,0 +1,20 @@
+"""The prepared GPU check (benchmarks/gpu_check.py) stays runnable: its cheap checks pass on the CPU."""
+
+import importlib.util
+from pathlib import Path
+
+
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).parents[1] / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gradient_checks_of_the_gpu_script_pass_on_the_cpu():
+    check = gpu_check()
+    check.environment("cpu")
+    check.gradients("cpu")  # remat == unroll in float32, and against float64 on the same problem
+    rows = {name: (ok, detail) for name, ok, detail, _ in check.ROWS}
+    assert rows["environment"][0] == "ok" and "float32 exact" in rows["environment"][1]
+    assert rows["remat == unroll, vs float64"][0] == "ok", rows["remat == unroll, vs float64"][1]
