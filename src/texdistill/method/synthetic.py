@@ -276,6 +276,32 @@ class TextureCanvas(SyntheticSet):
         return {**super().settings(), "crop": list(self.crop), "canvas_samples": self.canvas_samples}
 
 
+@dataclass(frozen=True)
+class SetLayout:
+    """A synthetic set described before it exists (for --dry-run estimates and the bench): what a mode means."""
+
+    values: int  # learnable pixel values
+    step_batch: int  # samples per student step
+    step_unit: str  # what those samples are
+    eval_epoch: int  # samples per evaluation epoch
+    baselines: int  # real-image baselines evaluated beside it (see baselines())
+    description: str
+
+
+def set_layout(texture: bool, classes: int, channels: int, res: int, ipc: int = 1, canvas_size: float = 2.0,
+               canvas_samples: int = 1, batch_syn: int | None = None) -> SetLayout:
+    """The layout build_synthetic would make with these options."""
+    if texture:
+        side = canvas_shape((res, res), canvas_size)[0]
+        return SetLayout(classes * channels * side * side, canvas_samples * classes, "canvas crops",
+                         classes * max(1, round(canvas_size ** 2)), 3,  # crops with the pixels of all canvases
+                         f"{classes} texture canvases {channels}×{side}×{side}, {canvas_samples} {res}-px crop(s) "
+                         f"per class per step")
+    images = ipc * classes
+    return SetLayout(images * channels * res * res, min(batch_syn or images, images), "images", images, 1,
+                     f"{classes}×{ipc} images {channels}×{res}×{res}, batch {batch_syn or 'all'}")
+
+
 def canvas_shape(crop: tuple[int, int], canvas_size: float) -> tuple[int, int]:
     """Canvas side lengths for a crop size and a canvas/crop ratio ≥ 1."""
     if canvas_size < 1:

@@ -31,7 +31,7 @@ from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
 from texdistill.method.matching import MatchProblem, MatchResult, Student, match
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
-from texdistill.method.synthetic import SyntheticSet, build_synthetic
+from texdistill.method.synthetic import SyntheticSet, build_synthetic, set_layout
 from texdistill.method.training import random_seed
 from texdistill.storage import load_tensors, save_tensors, write_json
 from texdistill.tools.hostmem import keep_freed_memory, peak_rss, start_peak_rss
@@ -140,12 +140,8 @@ def bench_problem(cfg: BenchConfig, steps: int,
 def describe(cfg: BenchConfig) -> str:
     """One line naming the benchmarked scale."""
     channels, res, classes = data_shape(cfg)
-    if cfg.texture:
-        side = round(res * cfg.canvas_size)
-        data = (f"{classes} texture canvases {channels}×{side}×{side}, {cfg.canvas_samples} {res}-px crop(s) "
-                f"per class per step")
-    else:
-        data = f"{classes}×{cfg.ipc} images {channels}×{res}×{res}, batch {cfg.batch_syn or 'all'}"
+    data = set_layout(cfg.texture, classes, channels, res, cfg.ipc, cfg.canvas_size, cfg.canvas_samples,
+                      cfg.batch_syn).description
     dsa = f"DSA {cfg.dsa_strategy} ({cfg.dsa_mode})" if cfg.dsa else "no DSA"
     return f"ConvNet-{resolve_depth(cfg.depth, res, res)} width {cfg.width}; {data}; {dsa}; {cfg.dtype}"
 

@@ -26,6 +26,7 @@ from typing import Any
 from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
 from texdistill.method.models import ModelSpec, resolve_depth
+from texdistill.method.synthetic import SetLayout, set_layout
 
 FLOAT = 4  # bytes
 STEP_COST = {"unroll": 4.5, "remat": 5.7, "first-order": 5.2}  # student step / plain training step
@@ -56,11 +57,10 @@ def convnet_cost(spec: ModelSpec) -> ConvNetCost:
     return ConvNetCost(params, flops, activations)
 
 
-def student_batch(distill: DistillConfig, classes: int) -> int:
-    """Images in one student step: canvas crops, or synthetic images (all of them unless --batch-syn)."""
-    if distill.texture:
-        return distill.canvas_samples * classes
-    return min(distill.batch_syn or distill.ipc * classes, distill.ipc * classes)
+def layout(distill: DistillConfig, classes: int, channels: int, res: int) -> SetLayout:
+    """The synthetic set `distill` would learn (texture vs images is decided in method/synthetic.py)."""
+    return set_layout(distill.texture, classes, channels, res, distill.ipc, distill.canvas_size,
+                      distill.canvas_samples, distill.batch_syn)
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,9 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
                      depth=resolve_depth(experts.depth, res, res))
     cost = convnet_cost(spec)
     p, a, k = cost.params, cost.activations, shape.classes
-    batch = student_batch(distill, k)
-    if distill.texture:
-        side = round(res * distill.canvas_size)
-        pixels = k * shape.channels * side * side
-        eval_epoch = k * max(1, round(distill.canvas_size ** 2))  # crops with the pixels of all canvases
-        baselines = 2  # a tiled real image, and as many real images as a canvas holds
-    else:
-        pixels = distill.ipc * k * shape.channels * res * res
-        eval_epoch, baselines = distill.ipc * k, 1
+    synthetic = layout(distill, k, shape.channels, res)
+    batch, pixels, eval_epoch, baselines = (synthetic.step_batch, synthetic.values, synthetic.eval_epoch,
+                                            synthetic.baselines)
     n = distill.syn_steps
     base = 6 * p + 3 * pixels
     distill_floats = {"unroll": n * (2 * batch * a + 2 * p) + 2 * batch * a + base,
@@ -141,7 +135,8 @@ def one_line(p: Plan) -> str:
 def report(p: Plan, experts: ExpertsConfig, distill: DistillConfig, evaluate: EvalConfig) -> str:
     """The multi-line estimate `--dry-run` prints."""
     s = p.spec
-    batch = f"{student_batch(distill, s.num_classes)} {'canvas crops' if distill.texture else 'images'}"
+    synthetic = layout(distill, s.num_classes, s.channels, s.height)
+    batch = f"{synthetic.step_batch} {synthetic.step_unit}"
     modes = "\n".join(f"    {m:12s} ≈ {size(p.distill_bytes[m])}" + ("   ← --grad-mode" if m == distill.grad_mode else "")
                       for m in GRAD_MODES)
     times = ", ".join(f"{stage} {duration(f / GPU_FLOPS)}" for stage, f in p.flops.items())
