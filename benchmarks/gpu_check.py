@@ -67,58 +67,45 @@ def demo(device: str, out: Path) -> tuple[bool, str]:
     return True, f"accuracy {100 * results['sets']['distilled']['mean']:.1f} %, wearability {wear:.2f}"
 
 
-@check("remat == unroll, vs float64")
-def gradients(device: str) -> tuple[bool, str]:
-    from texdistill.hardware import exact_float32
-    from texdistill.method.augment import DSAConfig
-    from texdistill.method.matching import MatchProblem, Student, match
-    from texdistill.method.models import FlatParams, ModelSpec
-    from texdistill.method.synthetic import TextureCanvas
+def tiny_problem(device: str, dtype: str, compile: bool = False):
+    """A small texture problem from the bench's builder (the same problem in any dtype and on any device):
+    ConvNet-2 width 16, 5 canvases of 32 px, 2 crops of 16 px per class per step, DSA, 10 steps."""
+    from texdistill.config import build_config
+    from texdistill.tools.bench import BenchConfig, bench_problem
 
-    exact_float32()
-
-    def problem(dtype, where):
-        torch.manual_seed(0)
-        flat = FlatParams(ModelSpec(1, 5, 16, 16, width=16, depth=2).build().to(where, dtype))
-        g = torch.Generator().manual_seed(1)
-        # drawn in float64 and then cast, so the float32 and float64 problems are the same problem
-        canvas = TextureCanvas(torch.randn(5, 1, 32, 32, generator=g, dtype=torch.float64).to(where, dtype),
-                               torch.arange(5, device=where), 5, (16, 16), canvas_samples=2)
-        start = flat.get()
-        target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64).to(where, dtype)
-        return Student(flat, DSAConfig()), canvas, MatchProblem(start, target, [7 * (i + 1) for i in range(10)])
-
-    student, canvas, p = problem(torch.float32, device)
-    eta = torch.tensor(0.02, device=device)
-    remat, unroll = (match(m, student, canvas, eta, p) for m in ("remat", "unroll"))
-    s64, c64, p64 = problem(torch.float64, "cpu")
-    exact = match("unroll", s64, c64, torch.tensor(0.02, dtype=torch.float64), p64)
-    vs_unroll, vs_f64 = relative(remat.pixel_grad, unroll.pixel_grad), relative(remat.pixel_grad, exact.pixel_grad)
-    GRADIENTS.update(problem=problem, remat=remat)  # the compiled check below compares with this eager remat
-    return vs_unroll < 1e-4 and vs_f64 < 1e-3, f"pixel grad: remat vs unroll {vs_unroll:.1e}, vs float64 {vs_f64:.1e}"
-
-
-GRADIENTS: dict = {}
+    cfg = build_config(BenchConfig, {"channels": 1, "res": 16, "num_classes": 5, "width": 16, "depth": 2,
+                                     "texture": True, "canvas_size": 2.0, "canvas_samples": 2, "seed": 0,
+                                     "device": device, "dtype": dtype})
+    return bench_problem(cfg, 10, compile)
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
 
 
+@check("remat == unroll, vs float64")
+def gradients(device: str) -> tuple[bool, str]:
+    from texdistill.method.matching import match
+
+    student, canvas, eta, p = tiny_problem(device, "float32")
+    remat, unroll = (match(m, student, canvas, eta, p) for m in ("remat", "unroll"))
+    exact = match("unroll", *tiny_problem("cpu", "float64"))
+    vs_unroll, vs_f64 = relative(remat.pixel_grad, unroll.pixel_grad), relative(remat.pixel_grad, exact.pixel_grad)
+    return vs_unroll < 1e-4 and vs_f64 < 1e-3, f"pixel grad: remat vs unroll {vs_unroll:.1e}, vs float64 {vs_f64:.1e}"
+
+
 @check("remat compiled (Inductor) == eager")
 def compiled(device: str) -> tuple[bool, str]:
     """What --compile auto turns on at paper scale: the torch.func kernels through Inductor, on the device."""
-    from texdistill.method.matching import Student, match
+    from texdistill.method.matching import match
 
-    if "problem" not in GRADIENTS:
-        return False, "needs the remat == unroll check first"
-    student, canvas, p = GRADIENTS["problem"](torch.float32, device)
-    compiled_student = Student(student.flat, student.dsa, compile=True)
+    eager = match("remat", *tiny_problem(device, "float32"))
+    student, canvas, eta, p = tiny_problem(device, "float32", compile=True)
     started = time.time()
-    result = match("remat", compiled_student, canvas, torch.tensor(0.02, device=device), p)
-    if not compiled_student.compile:
+    result = match("remat", student, canvas, eta, p)
+    if not student.compile:
         return False, "torch.compile failed and fell back to eager (see the warning above)"
-    difference = relative(result.pixel_grad, GRADIENTS["remat"].pixel_grad)
+    difference = relative(result.pixel_grad, eager.pixel_grad)
     return difference < 1e-3, f"pixel grad vs eager remat {difference:.1e}; first call (compile) {time.time() - started:.0f} s"
 
 

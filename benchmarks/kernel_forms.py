@@ -4,9 +4,9 @@
 
 matching.py writes each kernel (gradient, Hessian product, cross product) twice: with autograd (what runs
 eagerly) and with torch.func (what torch.compile takes). One formulation for both would be simpler; this measures
-what it would cost eagerly: seconds per remat / first-order gradient on random data shaped like the demo
-(ConvNet-3 width 64, 10 canvases 56 px, 4 crops of 28 px per class per step, 12 steps, DSA), the fastest of 5
-after a warm-up, and the relative difference of the two pixel gradients.
+what it would cost eagerly: seconds per remat / first-order gradient on the bench's random problem at the demo
+preset's scale (ConvNet-3 width 64, 10 canvases 56 px, 4 crops of 28 px per class per step, 12 steps, DSA), the
+fastest of 5 after a warm-up, and the relative difference of the two pixel gradients.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import time
 
 import torch
 
+from texdistill.config import build_config
 from texdistill.method import matching
-from texdistill.method.augment import DSAConfig
-from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, MatchProblem, Student, match
-from texdistill.method.models import FlatParams, ModelSpec
-from texdistill.method.synthetic import TextureCanvas
+from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, Student, match
+from texdistill.presets import preset_values
+from texdistill.tools.bench import BenchConfig, bench_problem
 
 
 def timed(kernels: dict, mode: str, student: Student, canvas, eta, problem, repeats: int = 5):
@@ -39,15 +39,8 @@ def timed(kernels: dict, mode: str, student: Student, canvas, eta, problem, repe
 
 
 def main() -> None:
-    torch.manual_seed(0)
-    flat = FlatParams(ModelSpec(1, 10, 28, 28, width=64, depth=3).build())
-    generator = torch.Generator().manual_seed(1)
-    canvas = TextureCanvas(torch.randn(10, 1, 56, 56, generator=generator), torch.arange(10), 10, (28, 28),
-                           canvas_samples=4)
-    start = flat.get()
-    problem = MatchProblem(start, start + 0.01 * torch.randn(start.shape, generator=generator),
-                           [7 * (i + 1) for i in range(12)])
-    student, eta = Student(flat, DSAConfig()), torch.tensor(0.01)
+    # the bench's random problem at the demo preset's scale (the same builder `texdistill bench` times)
+    student, canvas, eta, problem = bench_problem(build_config(BenchConfig, preset_values("demo")), 12, False)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; s/gradient, fastest of 5")
     for mode in ("remat", "first-order"):
         (a, grad_a), (b, grad_b) = (timed(k, mode, student, canvas, eta, problem)
