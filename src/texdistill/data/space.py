@@ -22,13 +22,14 @@ class PixelSpace:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.zca = zca
-        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean, std per device
+        self._stats_on: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (device, dtype) → mean, std
 
-    def stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """mean and std on `device`, copied there once (not once per batch)."""
-        if device not in self._stats_on:
-            self._stats_on[device] = self.mean.to(device), self.std.to(device)
-        return self._stats_on[device]
+    def stats_on(self, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std on `device` in `dtype`, copied there once (not once per batch or step)."""
+        key = (device, dtype)
+        if key not in self._stats_on:
+            self._stats_on[key] = self.mean.to(device, dtype), self.std.to(device, dtype)
+        return self._stats_on[key]
 
     @classmethod
     def fit(cls, dataset: ImageDataset, zca: bool = False, zca_eps: float = DEFAULT_EPS) -> "PixelSpace":
@@ -66,14 +67,14 @@ class PixelSpace:
     def display_values(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         """Model-space pixels (N, C, H, W) → display values (1 = white), not clamped; differentiable, on x's
         device and dtype (decode() is the clamped, detached version for PNGs)."""
-        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        mean, std = self.stats_on(x.device, x.dtype)
         plain = self.zca.unwhiten(x, periodic).to(x.dtype) if self.zca else x
         return plain * std + mean
 
     def project(self, x: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         """Model-space pixels (N, C, H, W) moved to the nearest displayable ones (display values clamped to
         [0, 1], with ZCA: in unwhitened space) — what a PNG of them shows, on x's device and dtype."""
-        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        mean, std = self.stats_on(x.device, x.dtype)
         back = (self.display_values(x, periodic).clamp(0.0, 1.0) - mean) / std
         return self.zca.whiten(back, periodic).to(x.dtype) if self.zca else back
 
