@@ -1,9 +1,13 @@
+import dataclasses
+
 import pytest
 import torch
 
+from texdistill.cli import main
 from texdistill.config import ExpertsConfig
 from texdistill.errors import CheckpointError
 from texdistill.method import experts
+from texdistill.method.evaluate import _took_part
 from texdistill.method.experts import ExpertBank, ExpertTrainer, expert_path
 from texdistill.method.models import FlatParams
 from texdistill.method.training import top1_accuracy
@@ -107,3 +111,17 @@ def test_wrap_shift_experts_train_on_rolled_images(tmp_path, demo_data, monkeypa
     assert not torch.equal(plain_batch, rolled_batch)
     meta = load_tensors(expert_path(tmp_path / "1.0" / "experts", 0))[1]
     assert meta["config"]["wrap_shift"] == 1.0
+
+
+def test_gap_head_experts_and_their_student(tmp_path, demo_data):
+    cfg = ExpertsConfig(out=str(tmp_path), width=8, num_experts=1, epochs=1, head="gap", lr_teacher=0.3)
+    trajectory = ExpertTrainer(cfg, demo_data).train_one(0)
+    bank = ExpertBank.open(tmp_path / "experts")
+    spec = bank.spec
+    assert spec.head == "gap" and bank.metadata["lr"] == 0.3
+    flat_spec = dataclasses.replace(spec, head="flat")
+    # the classifier reads the 8 pooled channels, not the 8 × 3 × 3 flattened features
+    assert trajectory.shape[1] == FlatParams(spec.build()).size == FlatParams(flat_spec.build()).size - 8 * 8 * 10
+    assert _took_part(bank.metadata) == {"convnet-gap"}
+    with pytest.raises(SystemExit):
+        main(["experts", "--out", str(tmp_path / "bad"), "--head", "round"])

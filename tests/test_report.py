@@ -167,3 +167,18 @@ def test_log_axis_has_labelled_ticks_even_within_one_decade(low, high, expected)
     svg = line_chart([0, 1, 2], {"η": [high, (low + high) / 2, low]}, "iteration", "η", "η", log_y=True).decode()
     labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', svg)  # the y-axis labels
     assert labels == expected
+
+
+def test_legend_sits_above_the_plot_not_on_its_lines():
+    import re
+
+    from texdistill.products.svgplot import line_chart
+
+    series = {"matching loss": [1.2, 1.0, 0.9], "recognition cross-entropy": [3.0, 1.5, 1.0]}
+    svg = line_chart([0, 1, 2], series, "iteration", "loss", "loss").decode()
+    plot_top = float(re.search(r'<rect x="[\d.]+" y="([\d.]+)"[^>]*fill="none"', svg).group(1))
+    for name in series:
+        y = float(re.search(rf'<text x="[\d.]+" y="([\d.]+)"[^>]*>{name}</text>', svg).group(1))
+        assert y < plot_top  # the text's baseline is above the plot frame
+    line_ys = [float(v) for points in re.findall(r'points="([^"]+)"', svg) for v in re.findall(r',([\d.]+)', points)]
+    assert min(line_ys) >= plot_top

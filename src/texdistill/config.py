@@ -21,6 +21,7 @@ from texdistill.method.architectures import ARCHITECTURES
 from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.method.matching import GRADIENT_MODES
 from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
+from texdistill.method.models import HEADS
 
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
@@ -163,6 +164,10 @@ class ExpertsConfig(CommonConfig):
     wrap_shift: float = option(0.0, "probability that a training image is rolled by a random offset with "
                                     "wrap-around (as a crop of it tiled): experts that have seen what texture "
                                     "crops look like; 0 = MTT's experts")
+    head: str = option("flat", "the ConvNet's classifier head, for experts and so for the student and the evaluation "
+                               "models: 'flat' (the literature's linear layer on the flattened features) or 'gap' "
+                               "(global average pooling first: translation-invariant, MTT's ConvNetGAP; it learns "
+                               "slower at the same lr)", choices=HEADS)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -50,7 +50,7 @@ def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
     """The ConvNet the config asks for, shaped for the dataset."""
     h, w = dataset.image_size
     return ModelSpec(channels=dataset.channels, num_classes=dataset.num_classes, height=h, width_px=w,
-                     width=cfg.width, depth=resolve_depth(cfg.depth, h, w))
+                     width=cfg.width, depth=resolve_depth(cfg.depth, h, w), head=cfg.head)
 
 
 class ExpertTrainer:

@@ -68,7 +68,7 @@ def training_plot(records: list[dict]) -> bytes | None:
     its = [r["it"] for r in records]
     series = {"matching loss": [r["loss"] for r in records]}
     if any("recognition" in r for r in records):
-        series["recognition (recognisers' cross-entropy)"] = [r.get("recognition", float("nan")) for r in records]
+        series["recognition cross-entropy"] = [r.get("recognition", float("nan")) for r in records]
     loss = line_chart(its, series, "iteration", "loss", "trajectory-matching loss")
     lr = line_chart(its, {"η": [r["syn_lr"] for r in records]}, "iteration", "η", "learned student lr η (syn_lr)",
                     log_y=True)

@@ -45,7 +45,8 @@ def _document(width: int, height: int, body: str, title: str) -> bytes:
 def line_chart(x: list[float], series: dict[str, list[float]], xlabel: str, ylabel: str, title: str,
                log_y: bool = False, width: int = 420, height: int = 240) -> bytes:
     """One panel: each named series of y values against x (log-scaled y with `log_y`)."""
-    left, right, top, bottom = 58, 12, 24, 40
+    legend = len(series) > 1  # a row of names between the title and the plot, so it never covers a line
+    left, right, top, bottom = 58, 12, 38 if legend else 24, 40
     values = [v for ys in series.values() for v in ys if math.isfinite(v) and (not log_y or v > 0)]
     if not x or not values:
         return _document(width, height, f'<text x="10" y="20" {FONT}>no data</text>', title)
@@ -76,9 +77,13 @@ def line_chart(x: list[float], series: dict[str, list[float]], xlabel: str, ylab
         points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys) if math.isfinite(b) and (not log_y or b > 0))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{COLORS[i % len(COLORS)]}" stroke-width="1.5">'
                      f'<title>{html.escape(name)}</title></polyline>')
-        if len(series) > 1:
-            parts.append(f'<text x="{left + 6}" y="{top + 14 + 13 * i}" fill="{COLORS[i % len(COLORS)]}" {FONT}>'
-                         f'{html.escape(name)}</text>')
+    x_legend = left
+    for i, name in enumerate(series if legend else ()):
+        color = COLORS[i % len(COLORS)]
+        parts.append(f'<line x1="{x_legend}" x2="{x_legend + 14}" y1="{top - 10}" y2="{top - 10}" stroke="{color}" '
+                     f'stroke-width="2"/><text x="{x_legend + 18}" y="{top - 6}" fill="{color}" {FONT}>'
+                     f'{html.escape(name)}</text>')
+        x_legend += 30 + 6 * len(name)  # ~6 px per character at font size 11
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle" {FONT}>'
                  f'{html.escape(xlabel)}</text>')
     parts.append(f'<text transform="translate(13 {(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle" '

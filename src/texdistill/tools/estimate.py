@@ -53,7 +53,7 @@ def convnet_cost(spec: ModelSpec) -> ConvNetCost:
         flops += 2 * 9 * channels * spec.width * h * w + 10 * spec.width * h * w  # conv, then norm/ReLU/pool
         activations += channels * h * w + 2 * spec.width * h * w
         channels, h, w = spec.width, h // 2, w // 2
-    flops += 2 * channels * h * w * spec.num_classes
+    flops += 2 * channels * (1 if spec.head == "gap" else h * w) * spec.num_classes  # gap: pool, then the linear
     return ConvNetCost(params, flops, activations)
 
 
@@ -84,7 +84,7 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
     """Estimates for the three stages on a dataset of `shape`."""
     res = shape.res
     spec = ModelSpec(shape.channels, shape.classes, res, res, width=experts.width,
-                     depth=resolve_depth(experts.depth, res, res))
+                     depth=resolve_depth(experts.depth, res, res), head=experts.head)
     cost = convnet_cost(spec)
     p, a, k = cost.params, cost.activations, shape.classes
     synthetic = layout(distill, k, shape.channels, res)
