@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--experts", default="runs/demo/experts", help="expert folder (demo-scale experts)")
     parser.add_argument("--problems", type=int, default=10, help="expert segments per row")
     parser.add_argument("--eta", default="0.01,0.003", help="student lrs, comma-separated")
+    parser.add_argument("--samples", default="4", help="crops per canvas per student step of the random-offset "
+                                                       "rows, comma-separated (the demo: 4)")
     args = parser.parse_args()
     texture = distiller(args.experts, texture=True)
     canvas = texture.synthetic
@@ -70,13 +72,15 @@ def main() -> None:
     problems = segments(texture, args.problems)
     print(f"{args.problems} expert segments from {args.experts}, {texture.cfg.syn_steps} student steps each; "
           f"matching loss at the initial set (1 = no progress)")
-    print(f"{'student trains on':58s}" + "".join(f"{'η ' + e:>16s}" for e in args.eta.split(",")))
-    rows = [("canvas crops at random offsets (texture mode)", canvas),
-            ("canvas crops on the crop grid (= the collage's real images)", grid),
+    print(f"{'student trains on':64s}" + "".join(f"{'η ' + e:>16s}" for e in args.eta.split(",")))
+    rows = [(f"canvas crops at random offsets (texture mode), {n} per canvas",
+             TextureCanvas(canvas.pixels.detach(), canvas.labels, canvas.num_classes, canvas.crop, int(n)))
+            for n in args.samples.split(",")]
+    rows += [("canvas crops on the crop grid (= the collage's real images)", grid),
             ("the same real images as an image set (IPC 4)", ipc4),
             ("one real image per class (IPC 1)", ipc1)]
     for name, synthetic in rows:
-        print(f"{name:58s}" + "".join(f"{mean_loss(texture, synthetic, problems, float(e)):>16s}"
+        print(f"{name:64s}" + "".join(f"{mean_loss(texture, synthetic, problems, float(e)):>16s}"
                                       for e in args.eta.split(",")))
 
 
