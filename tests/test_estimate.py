@@ -111,3 +111,15 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
         for mode in ("unroll", "remat", "first-order"):
             assert mode in text
     assert not out.exists()  # no run folder, no cache
+
+
+def test_recognition_step_is_counted_with_its_recognisers():
+    experts, distill, evaluate = stage_configs({"texture": True})
+    without = plan(SHAPE, experts, distill, evaluate)
+    assert "recognition" not in without.flops
+    with_rec = plan(SHAPE, experts, dataclasses.replace(distill, recognition_lr=0.05), evaluate)
+    train_step = 3 * with_rec.cost.flops
+    recognisers = distill.recognition_models * distill.recognizer_epochs * SHAPE.train * train_step
+    steps = distill.recognition_models * distill.iterations * distill.recognition_steps * distill.recognition_crops
+    assert with_rec.flops["recognition"] == pytest.approx(recognisers + steps * SHAPE.classes * train_step)
+    assert {k: v for k, v in with_rec.flops.items() if k != "recognition"} == without.flops

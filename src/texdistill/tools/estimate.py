@@ -103,6 +103,10 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
         "evaluate": (1 + baselines * evaluate.baselines) * evaluate.num_models * (
             evaluate.eval_epochs * eval_epoch * train_step + shape.test * cost.flops),
     }
+    if distill.recognition_lr > 0:  # recognisers (≈ the ConvNet's cost) trained once, then Adam steps on crops
+        flops["recognition"] = distill.recognition_models * train_step * (
+            distill.recognizer_epochs * shape.train
+            + distill.iterations * distill.recognition_steps * distill.recognition_crops * k)
     return Plan(spec, cost,
                 trajectory_bytes=experts.num_experts * (experts.epochs + 1) * p * FLOAT,
                 train_bytes=(2 * experts.batch_train * a + 4 * p) * FLOAT,
