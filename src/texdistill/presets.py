@@ -61,11 +61,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                         "the canvases' moving average, 5 evaluation models",
                         {**DEMO, "out": "runs/fashion-texture", "num_experts": 10, "iterations": 400,
                          "ema_decay": 0.99, "snapshot_every": 50, "num_models": 5, "eval_epochs": 500}),
-    "fashion-texture-noise": ("Fashion-MNIST textures grown from noise (the paper's look), with the recognition "
-                              "step: demo-mtt's experts, 360 iterations (≈ 15 min on 2 CPU cores)",
-                              {**DEMO_MTT, "out": "runs/fashion-texture-noise", "init": "noise", "iterations": 360,
-                               "clamp_pixels": True, "recognition_lr": 0.05, "snapshot_every": 30,
-                               "ckpt_every": 60}),
+    "fashion-texture-noise": ("Fashion-MNIST textures grown from noise (the paper's look): the demo from noise, "
+                              "360 iterations (≈ 15 min on 2 CPU cores)",
+                              {**DEMO, "out": "runs/fashion-texture-noise", "init": "noise", "iterations": 360,
+                               "snapshot_every": 30, "ckpt_every": 60}),
     # your own class folders (README "Your own pictures"): --data folder --data-dir PATH; the recognition step
     # and clamped pixels, since the point is textures that look like their class
     "folder-cpu": ("your own class folders on a CPU: 64-px crops, 16 patches per picture, 128-px canvases "
