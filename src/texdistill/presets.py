@@ -31,8 +31,8 @@ def _texture(data: str, out: str, res: int, depth: int) -> dict[str, Any]:
                 canvas_size=2.0, canvas_samples=1, init="noise", snapshot_every=100, ckpt_every=100)
 
 
-# the CPU demo as plain MTT (the texture study's baseline); the Fashion-MNIST texture presets are this with a
-# few changes
+# the CPU demo as plain MTT (the texture study's baseline); the demo below, and the Fashion-MNIST texture presets
+# built on the demo, are this with a few changes
 DEMO_MTT = {"data": "fashion-demo", "out": "runs/demo-mtt", "width": 64,
             "num_experts": 3, "epochs": 5,
             "texture": True, "canvas_size": 2.0, "canvas_samples": 4, "init": "real", "syn_steps": 12,

@@ -31,9 +31,10 @@ from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
 from texdistill.method.matching import MatchProblem, MatchResult, Student, match
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
-from texdistill.method.synthetic import SyntheticSet, build_synthetic, set_layout
+from texdistill.method.synthetic import SyntheticSet, build_synthetic
 from texdistill.method.training import random_seed
 from texdistill.storage import load_tensors, save_tensors, write_json
+from texdistill.tools.estimate import layout
 from texdistill.tools.hostmem import keep_freed_memory, peak_rss, start_peak_rss
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,7 @@ def bench_problem(cfg: BenchConfig, steps: int,
 def describe(cfg: BenchConfig) -> str:
     """One line naming the benchmarked scale."""
     channels, res, classes = data_shape(cfg)
-    data = set_layout(cfg.texture, classes, channels, res, cfg.ipc, cfg.canvas_size, cfg.canvas_samples,
-                      cfg.batch_syn).description
+    data = layout(cfg, classes, channels, res).description
     dsa = f"DSA {cfg.dsa_strategy} ({cfg.dsa_mode})" if cfg.dsa else "no DSA"
     return f"ConvNet-{resolve_depth(cfg.depth, res, res)} width {cfg.width}; {data}; {dsa}; {cfg.dtype}"
 
