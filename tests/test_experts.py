@@ -94,9 +94,9 @@ def test_wrap_shift_experts_train_on_rolled_images(tmp_path, demo_data, monkeypa
     seen = []
     original = experts.sgd_step
 
-    def spy(model, optimizer, x, targets, dsa, seed):
+    def spy(model, optimizer, x, *rest):
         seen.append(x)
-        return original(model, optimizer, x, targets, dsa, seed)
+        return original(model, optimizer, x, *rest)
 
     monkeypatch.setattr(experts, "sgd_step", spy)
     runs = {}
@@ -125,3 +125,33 @@ def test_gap_head_experts_and_their_student(tmp_path, demo_data):
     assert _took_part(bank.metadata) == {"convnet-gap"}
     with pytest.raises(SystemExit):
         main(["experts", "--out", str(tmp_path / "bad"), "--head", "round"])
+
+
+def test_bfloat16_experts_run_the_network_in_bfloat16_and_keep_float32_trajectories(tmp_path, demo_data, monkeypatch):
+    conv_dtypes = []
+    original = experts.sgd_step
+
+    def spy(model, *args):
+        hook = model.features[0].register_forward_hook(lambda m, i, out: conv_dtypes.append(out.dtype))
+        try:
+            return original(model, *args)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(experts, "sgd_step", spy)
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        cfg = ExpertsConfig(out=str(tmp_path / precision), width=16, num_experts=1, epochs=1, precision=precision)
+        conv_dtypes.clear()
+        runs[precision] = ExpertTrainer(cfg, demo_data).train_one(0)
+        assert set(conv_dtypes) == {torch.float32 if precision == "float32" else torch.bfloat16}
+    plain, low = runs["float32"], runs["bfloat16"]
+    assert low.dtype == torch.float32 and torch.equal(plain[0], low[0])  # same init
+    assert not torch.equal(plain[-1], low[-1])
+    # the same training, rounded differently: both move the same way, to the same distance
+    step_plain, step_low = plain[-1] - plain[0], low[-1] - low[0]
+    assert torch.nn.functional.cosine_similarity(step_plain, step_low, dim=0) > 0.9
+    meta = load_tensors(expert_path(tmp_path / "bfloat16" / "experts", 0))[1]
+    assert meta["precision"] == "bfloat16" and meta["test_acc"] > 0.5
+    with pytest.raises(SystemExit):
+        main(["experts", "--out", str(tmp_path / "bad"), "--precision", "float16"])

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging
 import sys
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from texdistill import __version__, distributed
 from texdistill.commands import RUN_COMMANDS
-from texdistill.config import STAGES, build_config, file_values
-from texdistill.errors import TexdistillError
+from texdistill.config import STAGES, build_config
+from texdistill.errors import ConfigError, TexdistillError
 from texdistill.presets import PRESETS, preset_values
 from texdistill.tools.bench import BenchConfig
 from texdistill.tools.hostmem import keep_freed_memory
@@ -98,6 +100,25 @@ STAGE_HELP = {"experts": "train expert networks on real data and store their tra
               "bench": "time and peak memory of the gradient modes vs syn_steps (random data)",
               "sweep": "a knob study: distil + evaluate one run per row of a JSON spec; table of accuracy vs knobs"}
 DEFAULT_PRESET = {"bench": "demo"}  # the preset of a stage run without --preset
+
+
+def file_values(path: str | None) -> dict[str, Any]:
+    """Field values from a JSON config file (flat, or one section per stage as in a run's config.json)."""
+    if path is None:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of option → value")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in STAGES and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key.replace("-", "_")] = value
+    return flat
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

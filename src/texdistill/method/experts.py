@@ -78,7 +78,7 @@ class ExpertTrainer:
                 "dataset": self.dataset.name, "class_names": self.dataset.class_names,
                 "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
                 "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None,
-                "zca": c.zca, "config": c.to_dict()}
+                "zca": c.zca, "precision": c.precision, "config": c.to_dict()}
 
     def run(self, indices: list[int] | None = None) -> list[Path]:
         """Train every missing expert (or just `indices`); returns the trajectory paths."""
@@ -145,7 +145,8 @@ class ExpertTrainer:
                 if cfg.wrap_shift:
                     x = random_rolls(x, cfg.wrap_shift, generator)
                 y = data.train_labels[batch].to(self.device)
-                loss, right = sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator))
+                loss, right = sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator),
+                                       cfg.precision)
                 loss_sum += loss * len(batch)
                 correct += right
             trajectory.append(flat.get().cpu())

@@ -9,6 +9,8 @@ from texdistill.data.space import PixelSpace
 from texdistill.method.augment import DSAConfig, augment
 from texdistill.method.models import classification_loss
 
+PRECISIONS = ("float32", "bfloat16")  # of a training step's arithmetic (bfloat16: autocast; parameters stay float32)
+
 
 def random_seed(generator: torch.Generator) -> int:
     """A fresh 62-bit seed drawn from `generator` (for a DSA call or a sub-generator)."""
@@ -16,11 +18,14 @@ def random_seed(generator: torch.Generator) -> int:
 
 
 def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, targets: torch.Tensor,
-             dsa: DSAConfig | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+             dsa: DSAConfig | None, seed: int, precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """One training step on x (B, C, H, W) with DSA seeded by `seed`; returns (loss, #correct) as 0-d tensors on
-    x's device, so a GPU loop reads them back once per epoch, not once per step."""
-    logits = model(augment(x, dsa, seed))
-    loss = classification_loss(logits, targets)
+    x's device, so a GPU loop reads them back once per epoch, not once per step. With precision 'bfloat16' the
+    network runs under autocast (convolutions and linear layers in bfloat16, the rest as autocast decides)."""
+    view = augment(x, dsa, seed)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        logits = model(view)
+        loss = classification_loss(logits, targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
