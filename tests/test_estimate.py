@@ -10,10 +10,10 @@ from texdistill.cli import main
 from texdistill.config import STAGES, build_config
 from texdistill.data import DatasetShape
 from texdistill.method.matching import MatchProblem, Student, match
-from texdistill.method.models import FlatParams, ModelSpec
+from texdistill.method.models import FlatParams, ModelSpec, convnet_cost
 from texdistill.method.synthetic import ImageSet
 from texdistill.presets import PRESETS
-from texdistill.tools.estimate import convnet_cost, plan, stage_configs
+from texdistill.tools.estimate import plan, stage_configs
 
 SHAPE = DatasetShape(channels=3, res=32, classes=10, train=50000, test=10000)
 

@@ -138,6 +138,50 @@ def test_remat_equals_unroll(texture, dsa_mode, loss):
     assert float(remat.loss) == pytest.approx(float(exact.loss), rel=1e-12)
 
 
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("kept", [1, 3, 6, 99])
+@pytest.mark.parametrize("texture", [False, True])
+def test_kept_step_graphs_give_the_exact_gradient(texture, kept, soft):
+    # the last `kept` steps take their products from the forward pass's graph instead of a replay: still unroll's
+    # gradient, in remat (exact) and in first-order (its own approximation, unchanged)
+    student, synthetic, problem = tiny_problem(texture, steps=6, soft=soft)
+    eta = torch.tensor(0.05, dtype=torch.float64)
+    exact, approx = (match(mode, student, synthetic, eta, problem) for mode in ("unroll", "first-order"))
+    student.kept_steps = kept
+    for mode, reference in (("remat", exact), ("first-order", approx)):
+        result = match(mode, student, synthetic, eta, problem)
+        assert relative(result.pixel_grad, reference.pixel_grad) < 1e-9
+        assert float(result.lr_grad) == pytest.approx(float(reference.lr_grad), rel=1e-9)
+        assert float(result.loss) == pytest.approx(float(reference.loss), rel=1e-12)
+        if soft:
+            assert relative(result.label_grad, reference.label_grad) < 1e-9
+
+
+def test_kept_steps_keep_graphs_only_for_the_last_steps(monkeypatch):
+    student, synthetic, problem = tiny_problem(texture=True, steps=5)
+    replayed = []
+    original = matching.replayed_step
+    monkeypatch.setattr(matching, "replayed_step", lambda s, x, seed: replayed.append(seed) or original(s, x, seed))
+    student.kept_steps = 2
+    thetas, _, _, kept = matching.student_trajectory(student, synthetic, torch.tensor(0.05, dtype=torch.float64),
+                                                     problem)
+    assert sorted(kept) == [3, 4] and all(k.grad.requires_grad for k in kept.values())
+    replayed.clear()
+    match("remat", student, synthetic, torch.tensor(0.05, dtype=torch.float64), problem)
+    assert replayed[5:] == problem.step_seeds[2::-1]  # the sweep replays only the steps without a graph
+
+
+def test_kept_steps_auto_fills_a_quarter_of_the_memory_and_rejects_nonsense():
+    from texdistill.errors import ConfigError
+    assert matching.kept_steps_for("auto", 20, step_bytes=100, memory_bytes=4000) == 10
+    assert matching.kept_steps_for("auto", 20, step_bytes=100, memory_bytes=10**9) == 20
+    assert matching.kept_steps_for("auto", 20, step_bytes=10**9, memory_bytes=10**9) == 0
+    assert matching.kept_steps_for("7", 20, 1, 1) == 7 and matching.kept_steps_for(50, 20, 1, 1) == 20
+    for bad in ("some", "-1", "2.5"):
+        with pytest.raises(ConfigError, match="--kept-steps"):
+            DistillConfig(kept_steps=bad)
+
+
 @pytest.mark.parametrize("texture", [False, True])
 def test_replaying_a_step_gives_the_same_batch_and_view_bit_for_bit(texture):
     student, synthetic, _ = tiny_problem(texture)

@@ -190,11 +190,11 @@ COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 C
 class DistillConfig(CommonConfig):
     """Distil the real data into synthetic images or tileable class textures by trajectory matching."""
 
-    # the learning rates may be lowered to get a diverging run going again; the gradient mode and --compile
-    # change how the gradient is computed (to save memory or time), not what is learned
+    # the learning rates may be lowered to get a diverging run going again; the gradient mode, --compile and
+    # --kept-steps change how the gradient is computed (to save memory or time), not what is learned
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
                                           "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile",
-                                          "deterministic"}
+                                          "kept_steps", "deterministic"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -247,12 +247,17 @@ class DistillConfig(CommonConfig):
     grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact "
                                      "with memory independent of syn_steps (replays each step backwards); "
                                      "'unroll' keeps the whole graph (exact, memory grows with syn_steps); "
-                                     "'first-order' drops the student's Hessian (approximate, cheapest)",
+                                     "'first-order' drops the student's Hessian (approximate; README)",
                             choices=GRAD_MODES)
     compile: str = option("auto", "torch.compile the per-step kernels of remat/first-order: faster per "
                                   "iteration (CPU: ~1.5–2×) after a one-off compile of 1–3 min (cached); "
                                   f"'auto' compiles when iterations × syn_steps ≥ {COMPILE_AUTO_STEPS}",
                           choices=("auto", "on", "off"))
+    kept_steps: str = option("auto", "remat/first-order: the last K student steps keep their graph from the "
+                                     "forward pass instead of being replayed (exact either way; each kept step "
+                                     "saves about a fifth of its time and holds one step's graph in memory); 'auto': as "
+                                     "many as fit in a quarter of the device's memory; 0: replay every step (least "
+                                     "memory)")
     deterministic: bool = option(True, "deterministic GPU kernels (where PyTorch has them) and full float32 "
                                        "(no TF32), so a GPU run is exact and a resumed run equals an uninterrupted "
                                        "one; --no-deterministic lets cuDNN pick faster kernels (the CPU is exact "
@@ -286,6 +291,8 @@ class DistillConfig(CommonConfig):
                                                     f"{', '.join(ARCHITECTURES)}")
         for name in ("recognition_models", "recognition_crops", "recognition_steps", "recognizer_epochs"):
             _require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        _require(str(self.kept_steps) == "auto" or str(self.kept_steps).isdigit(),
+                 f"--kept-steps must be 'auto' or a whole number ≥ 0, got {self.kept_steps}")
         _require(self.recognition_prior >= 0, f"--recognition-prior must be ≥ 0, got {self.recognition_prior}")
         # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
         _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "

@@ -39,3 +39,12 @@ def describe(device: torch.device) -> str:
     else:
         what = f"cpu ({torch.get_num_threads()} threads), float32 exact"
     return f"{what}, deterministic algorithms {'on' if torch.are_deterministic_algorithms_enabled() else 'off'}"
+
+
+
+def device_memory(device: torch.device) -> int:
+    """Total bytes of memory of `device`: the GPU's, or the host's physical memory. Fixed for a machine, so what
+    is sized from it (--kept-steps auto) comes out the same when a run resumes there."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

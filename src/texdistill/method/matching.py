@@ -27,84 +27,21 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import torch
-from torch.func import grad, jvp, vjp
 
 from texdistill import distributed
 from texdistill.errors import ConfigError
 from texdistill.method.augment import DSAConfig, augment
-from texdistill.method.models import FlatParams, classification_loss
+from texdistill.method.kernels import COMPILABLE_KERNELS, EAGER_KERNELS, gradient_with_graph
+from texdistill.method.models import FlatParams, ModelSpec, classification_loss, convnet_cost
 from texdistill.method.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # ℓ(θ, view, targets)
-
-
-# The per-step kernels of `remat` and `first-order`, written twice: with autograd, which is the faster one
-# eagerly (CPU, demo scale: grad 11 vs 17 ms, Hessian product 42–48 vs 50 ms), and with torch.func, which
-# torch.compile takes (it does not take autograd.grad(create_graph=True)) and makes ~1.5–2× faster.
-# tests/test_matching.py checks that both formulations agree.
-
-def _soft(targets: torch.Tensor) -> bool:
-    """Soft-label targets (B, K) are learned, so the kernels differentiate through them too."""
-    return targets.is_floating_point()
-
-
-def _autograd_grad(loss: LossFn, theta, view, targets):
-    with torch.enable_grad():
-        theta = theta.detach().requires_grad_(True)
-        return torch.autograd.grad(loss(theta, view, targets), theta)[0]
-
-
-def _gradient_with_graph(loss: LossFn, theta, view, targets):
-    """g = ∇_θ ℓ with the graph of its computation, the θ leaf, and the other leaves a product of g
-    differentiates: the view, and soft-label targets. Call under enable_grad."""
-    theta, view = theta.detach().requires_grad_(True), view.detach().requires_grad_(True)
-    targets = targets.detach().requires_grad_(_soft(targets))
-    g, = torch.autograd.grad(loss(theta, view, targets), theta, create_graph=True)
-    return g, theta, [view, targets] if _soft(targets) else [view]
-
-
-def _autograd_hessian_product(loss: LossFn, theta, view, targets, lam):
-    with torch.enable_grad():
-        g, theta, leaves = _gradient_with_graph(loss, theta, view, targets)
-        products = torch.autograd.grad(g, [theta, *leaves], lam)
-        return (g.detach(), *products, *(() if len(leaves) == 2 else (None,)))
-
-
-def _autograd_cross_product(loss: LossFn, theta, view, targets, lam):
-    with torch.enable_grad():
-        g, _, leaves = _gradient_with_graph(loss, theta, view, targets)
-        products = torch.autograd.grad(g, leaves, lam)
-        return (*products, *(() if len(leaves) == 2 else (None,)))
-
-
-def _func_grad(loss: LossFn, theta, view, targets):
-    return grad(loss)(theta, view, targets)
-
-
-def _func_hessian_product(loss: LossFn, theta, view, targets, lam):
-    if _soft(targets):
-        g, pullback = vjp(grad(loss), theta, view, targets)  # reverse-over-reverse
-        return (g, *pullback(lam))
-    g, pullback = vjp(lambda t, v: grad(loss)(t, v, targets), theta, view)
-    return (g, *pullback(lam), None)
-
-
-def _func_cross_product(loss: LossFn, theta, view, targets, lam):
-    # forward-over-reverse: the derivative of ∇_view ℓ (and ∇_targets ℓ) along θ + ελ (the fastest compiled)
-    if _soft(targets):
-        return jvp(lambda t: grad(loss, argnums=(1, 2))(t, view, targets), (theta,), (lam,))[1]
-    return jvp(lambda t: grad(loss, argnums=1)(t, view, targets), (theta,), (lam,))[1], None
 
 
 COMPILE_BACKEND = "inductor"  # torch.compile's default; tests trace with "aot_eager", which skips code generation
 
-EAGER_KERNELS = {"grad": _autograd_grad, "hessian_product": _autograd_hessian_product,
-                 "cross_product": _autograd_cross_product}
-COMPILABLE_KERNELS = {"grad": _func_grad, "hessian_product": _func_hessian_product,
-                      "cross_product": _func_cross_product}
 
 
 @dataclass
@@ -118,6 +55,7 @@ class Student:
     flat: FlatParams
     dsa: DSAConfig | None
     compile: bool = False
+    kept_steps: int = 0  # remat/first-order: the last this many steps keep their graph from the forward pass
     _kernels: dict[str, Callable] = field(default_factory=dict, init=False, repr=False)
 
     def view(self, x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -166,6 +104,24 @@ class Student:
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             self.compile = False
             return self._run(name, *args)
+
+
+KEPT_MEMORY_SHARE = 0.25  # --kept-steps auto: the step graphs kept may take this share of the device's memory
+
+
+def step_graph_bytes(spec: ModelSpec, batch: int, itemsize: int = 4) -> int:
+    """Memory one student step's graph holds (forward and create_graph backward of `batch` images): 2·B·A + 2·P
+    values (tools/estimate.py; measured 1.94·B·A on CPU)."""
+    cost = convnet_cost(spec)
+    return (2 * batch * cost.activations + 2 * cost.params) * itemsize
+
+
+def kept_steps_for(option: str | int, syn_steps: int, step_bytes: int, memory_bytes: int) -> int:
+    """How many of the last student steps keep their graph (--kept-steps): the number given, or with 'auto' as
+    many as fit in KEPT_MEMORY_SHARE of the device's memory; at most syn_steps."""
+    if str(option) == "auto":
+        return min(syn_steps, int(KEPT_MEMORY_SHARE * memory_bytes) // max(step_bytes, 1))
+    return min(syn_steps, int(option))
 
 
 def dsa_seed(step_seed: int) -> int:
@@ -237,25 +193,53 @@ def unroll_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Ten
     return MatchResult(loss.detach(), pixel_grad, lr_grad, *label_grad)
 
 
-def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Tensor,
-                       problem: MatchProblem) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """θ_0 … θ_{N−1}, θ_N and Σ_i g_i of the student, computed without a graph.
+@dataclass
+class KeptStep:
+    """A step of the forward pass whose graph was kept (--kept-steps): the sweep takes its product from it
+    instead of replaying the step. The same operations as a replay, so the same numbers."""
 
-    θ_0 … θ_{N−1} stay on the run's device: N parameter vectors (80 × 1.3 MB for ConvNet-3 w128) are small next
-    to one step's activations, and a host copy would cost two blocking transfers per step. Under torchrun each
-    rank computes the gradient of its slice of the batch and the slices are summed, so every rank follows the
-    same trajectory.
+    step: "ReplayedStep"
+    grad: torch.Tensor  # g_i with the graph of its computation
+    theta: torch.Tensor  # the θ_i leaf of that graph
+    leaves: list[torch.Tensor]  # the view (and soft-target) leaves
+
+    def products(self, lam: torch.Tensor, with_theta: bool) -> tuple[torch.Tensor | None, ...]:
+        """(H_θθ λ or None, H_xθ λ, H_yθ λ or None), freeing the graph."""
+        wanted = [self.theta, *self.leaves] if with_theta else self.leaves
+        products = list(torch.autograd.grad(self.grad, wanted, lam))
+        self.grad = self.theta = self.leaves = None
+        h_theta = products.pop(0) if with_theta else None
+        return h_theta, products[0], products[1] if len(products) == 2 else None
+
+
+def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Tensor,
+                       problem: MatchProblem) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, dict]:
+    """θ_0 … θ_{N−1}, θ_N, Σ_i g_i of the student, and {i: KeptStep} of its last `student.kept_steps` steps.
+
+    The other steps run without a graph. θ_0 … θ_{N−1} stay on the run's device: N parameter vectors
+    (80 × 1.3 MB for ConvNet-3 w128) are small next to one step's activations, and a host copy would cost two
+    blocking transfers per step. Under torchrun each rank computes the gradient of its slice of the batch and
+    the slices are summed, so every rank follows the same trajectory.
     """
     theta = problem.start.detach()
-    thetas, grad_sum = [], torch.zeros_like(theta)
+    thetas, grad_sum, kept = [], torch.zeros_like(theta), {}
+    first_kept = len(problem.step_seeds) - (0 if student.compile else student.kept_steps)
     with torch.no_grad():
-        for seed in problem.step_seeds:
+        for i, seed in enumerate(problem.step_seeds):
             thetas.append(theta)
-            step = replayed_step(student, synthetic, seed)
-            g = distributed.all_reduce_sum(student.grad(theta, step.view, step.targets) * step.weight)
+            if i >= first_kept:
+                with torch.enable_grad():  # the view's graph back to the pixels is kept too
+                    step = replayed_step(student, synthetic, seed)
+                    g, leaf, leaves = gradient_with_graph(student.view_loss, theta, step.view, step.targets)
+                kept[i] = KeptStep(step, g, leaf, leaves)
+                g = g.detach()
+            else:
+                step = replayed_step(student, synthetic, seed)
+                g = student.grad(theta, step.view, step.targets)
+            g = distributed.all_reduce_sum(g * step.weight)
             grad_sum += g
             theta = student_update(theta, eta, g)
-    return thetas, theta, grad_sum
+    return thetas, theta, grad_sum, kept
 
 
 def loss_and_adjoint(theta_end: torch.Tensor, problem: MatchProblem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,13 +298,17 @@ def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tens
     the pixel and η gradients are partial sums, added up once at the end.
     """
     eta = syn_lr.detach()
-    thetas, theta_end, _ = student_trajectory(student, synthetic, eta, problem)
+    thetas, theta_end, _, kept = student_trajectory(student, synthetic, eta, problem)
     loss, lam = loss_and_adjoint(theta_end, problem)
     pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
-        step = replayed_step(student, synthetic, problem.step_seeds[i])
-        g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view, step.targets, lam)
+        if i in kept:
+            step, g = kept[i].step, kept[i].grad.detach()
+            h_theta, h_view, h_targets = kept.pop(i).products(lam, with_theta=True)
+        else:
+            step = replayed_step(student, synthetic, problem.step_seeds[i])
+            g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view, step.targets, lam)
         lr_grad -= (lam * g).sum() * step.weight
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
         if label_grad is not None:
@@ -334,12 +322,16 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
                          problem: MatchProblem) -> MatchResult:
     """Approximate: `remat` without the H_θθ term (λ_i = λ_N), so each step costs a cheaper product."""
     eta = syn_lr.detach()
-    thetas, theta_end, grad_sum = student_trajectory(student, synthetic, eta, problem)
+    thetas, theta_end, grad_sum, kept = student_trajectory(student, synthetic, eta, problem)
     loss, lam = loss_and_adjoint(theta_end, problem)
     pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
-    for theta, seed in zip(thetas, problem.step_seeds):
-        step = replayed_step(student, synthetic, seed)
-        h_view, h_targets = student.cross_product(theta, step.view, step.targets, lam)
+    for i in range(len(problem.step_seeds)):
+        if i in kept:
+            step = kept[i].step
+            _, h_view, h_targets = kept.pop(i).products(lam, with_theta=False)
+        else:
+            step = replayed_step(student, synthetic, problem.step_seeds[i])
+            h_view, h_targets = student.cross_product(thetas[i], step.view, step.targets, lam)
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
         if label_grad is not None:
             label_grad -= (eta * step.weight) * step.labels_of(h_targets)

@@ -109,6 +109,26 @@ class FlatParams:
         return functional_call(self.model, self.unflatten(flat), (x,))
 
 
+@dataclass(frozen=True)
+class ConvNetCost:
+    params: int
+    flops: int  # forward, per image
+    activations: int  # floats kept for backward, per image
+
+
+def convnet_cost(spec: ModelSpec) -> ConvNetCost:
+    """Parameters, forward FLOPs and saved activations of one image through the ConvNet of `spec`."""
+    params = sum(p.numel() for p in spec.build().parameters())
+    flops = activations = 0
+    channels, h, w = spec.channels, spec.height, spec.width_px
+    for _ in range(spec.depth):
+        flops += 2 * 9 * channels * spec.width * h * w + 10 * spec.width * h * w  # conv, then norm/ReLU/pool
+        activations += channels * h * w + 2 * spec.width * h * w
+        channels, h, w = spec.width, h // 2, w // 2
+    flops += 2 * channels * (1 if spec.head == "gap" else h * w) * spec.num_classes  # gap: pool, then the linear
+    return ConvNetCost(params, flops, activations)
+
+
 def resolve_depth(depth: int | None, height: int, width_px: int) -> int:
     """The configured depth, or the literature's depth for this resolution."""
     return depth if depth else depth_for_resolution(min(height, width_px))

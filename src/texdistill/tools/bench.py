@@ -29,7 +29,7 @@ from texdistill import hardware
 from texdistill.config import GRAD_MODES, DistillConfig, _names, _require, option
 from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
-from texdistill.method.matching import MatchProblem, MatchResult, Student, match
+from texdistill.method.matching import MatchProblem, MatchResult, Student, kept_steps_for, match, step_graph_bytes
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.synthetic import SyntheticSet, build_synthetic
 from texdistill.method.training import random_seed
@@ -61,9 +61,10 @@ class BenchConfig(DistillConfig):
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")
     steps: str = option("10,20,40,80", "comma-separated syn_steps to measure (replaces --syn-steps)")
-    modes: str = option("unroll,remat,remat+compile,first-order,first-order+compile",
-                        "comma-separated gradient modes; '+compile' runs a mode with --compile on "
-                        "(unroll is the reference of the ratio and gradient-difference columns)")
+    modes: str = option("unroll,remat,remat+kept,remat+compile,first-order,first-order+compile",
+                        "comma-separated gradient modes; '+compile' runs a mode with --compile on, '+kept' with "
+                        "--kept-steps as a run resolves it (plain remat/first-order: --kept-steps 0, every step "
+                        "replayed); unroll is the reference of the ratio and gradient-difference columns")
     repeats: int = option(5, "timed iterations per (mode, syn_steps) after one warm-up; the fastest is reported "
                              "(other load only adds time)")
     dtype: str = option("float32", "floating-point precision of network and pixels", choices=("float32", "float64"))
@@ -79,16 +80,22 @@ class BenchConfig(DistillConfig):
             steps = []
         _require(bool(steps) and min(steps) >= 1, f"--steps must be positive integers like 10,20,40, got '{self.steps}'")
         for mode in self.mode_list():
-            name, compiled = mode.removesuffix("+compile"), mode.endswith("+compile")
-            _require(name in GRAD_MODES and not (compiled and name == "unroll"),
-                     f"unknown bench mode '{mode}'; use {', '.join(GRAD_MODES)}, optionally with '+compile' "
-                     f"(not unroll)")
+            name, variant = mode_parts(mode)
+            _require(name in GRAD_MODES and variant != "?" and not (variant and name == "unroll"),
+                     f"unknown bench mode '{mode}'; use {', '.join(GRAD_MODES)}, optionally with '+compile' or "
+                     f"'+kept' (not unroll)")
 
     def step_list(self) -> list[int]:
         return [int(s) for s in self.steps.split(",") if s.strip()]
 
     def mode_list(self) -> list[str]:
         return _names(self.modes)
+
+def mode_parts(mode: str) -> tuple[str, str]:
+    """'remat+compile' → ('remat', 'compile'); 'remat' → ('remat', '')."""
+    name, _, variant = mode.partition("+")
+    return name, variant if variant in ("compile", "kept") else (variant and "?")
+
 
 REFERENCE = "unroll"
 OUT_OF_MEMORY = {"error": "out of memory"}
@@ -115,8 +122,8 @@ def random_dataset(cfg: BenchConfig) -> ImageDataset:
     return ImageDataset("random", images, labels, images, labels, [f"class{k}" for k in range(classes)])
 
 
-def bench_problem(cfg: BenchConfig, steps: int,
-                  compile: bool) -> tuple[Student, SyntheticSet, torch.Tensor, MatchProblem]:
+def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
+                  kept: bool = False) -> tuple[Student, SyntheticSet, torch.Tensor, MatchProblem]:
     """The student, a noise-initialised synthetic set, η and a random expert segment, all from cfg.seed."""
     device, dtype = cfg.torch_device(), getattr(torch, cfg.dtype)
     hardware.exact_float32()  # as distillation computes (method/distill.py)
@@ -135,7 +142,17 @@ def bench_problem(cfg: BenchConfig, steps: int,
     target = start + 0.01 * start.abs().mean() * offset
     problem = MatchProblem(start, target, [random_seed(generator) for _ in range(steps)])
     syn_lr = torch.tensor(cfg.syn_lr_init or 0.01, dtype=dtype, device=device)
-    return Student(flat, cfg.dsa_config(), compile=compile), synthetic, syn_lr, problem
+    student = Student(flat, cfg.dsa_config(), compile=compile)
+    student.kept_steps = kept_steps(cfg, steps, synthetic) if kept else 0
+    return student, synthetic, syn_lr, problem
+
+
+def kept_steps(cfg: BenchConfig, steps: int, synthetic: SyntheticSet) -> int:
+    """How many of `steps` student steps keep their graph with --kept-steps, as a run resolves it (distill.py)."""
+    channels, res, classes = data_shape(cfg)
+    spec = ModelSpec(channels, classes, res, res, cfg.width, resolve_depth(cfg.depth, res, res))
+    step_bytes = step_graph_bytes(spec, len(synthetic.draw(0).index), synthetic.pixels.element_size())
+    return kept_steps_for(cfg.kept_steps, steps, step_bytes, hardware.device_memory(cfg.torch_device()))
 
 
 def describe(cfg: BenchConfig) -> str:
@@ -175,9 +192,11 @@ def peak_memory(fn, device: torch.device) -> tuple[MatchResult, float | None]:
 
 
 def bench_iteration(cfg: BenchConfig, mode: str, steps: int) -> Callable[[], MatchResult]:
-    """One distillation iteration's gradient computation in `mode` ('+compile': with --compile on)."""
-    student, synthetic, syn_lr, problem = bench_problem(cfg, steps, mode.endswith("+compile"))
-    return lambda: match(mode.removesuffix("+compile"), student, synthetic, syn_lr, problem)
+    """One distillation iteration's gradient computation in `mode` ('+compile': with --compile on; '+kept': with
+    --kept-steps)."""
+    name, variant = mode_parts(mode)
+    student, synthetic, syn_lr, problem = bench_problem(cfg, steps, variant == "compile", variant == "kept")
+    return lambda: match(name, student, synthetic, syn_lr, problem)
 
 
 def time_modes(cfg: BenchConfig, modes: list[str], steps: int) -> list[dict]:
@@ -311,7 +330,8 @@ def run(cfg: BenchConfig) -> dict:
         f"('1st it s': includes any torch.compile)",
         "peak MB: memory above the live data during one iteration (CPU: resident set; GPU: allocated)",
         "Δ pixels, Δ η: relative gradient difference vs unroll; err f64: pixel gradient vs the exact one in float64",
-    ])
+    ] + [f"+kept:   the last min(steps, {kept_steps(cfg, 10**9, bench_problem(cfg, 1, False)[1])}) steps keep their graph (--kept-steps {cfg.kept_steps}); "
+         f"plain remat/first-order replay every step"] * any(mode_parts(m)[1] == "kept" for m in cfg.mode_list()))
     table = format_table(rows)
     print(f"{title}\n\n{table}")
     results = {"scale": describe(cfg), "environment": environment(cfg), "config": cfg.to_dict(), "rows": rows}

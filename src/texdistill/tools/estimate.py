@@ -23,38 +23,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from texdistill import hardware
 from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
-from texdistill.method.models import ModelSpec, resolve_depth
+from texdistill.method.matching import kept_steps_for, step_graph_bytes
+from texdistill.method.models import ConvNetCost, ModelSpec, convnet_cost, resolve_depth
 from texdistill.method.synthetic import SetLayout, set_layout
 
 FLOAT = 4  # bytes
 STEP_COST = {"unroll": 4.5, "remat": 5.7, "first-order": 5.2}  # student step / plain training step
+STEP_COST_KEPT = {"remat": 4.5, "first-order": 4.2}  # a step whose graph is kept (--kept-steps): unroll's cost
 STEP_COST_COMPILED = {"unroll": 4.5, "remat": 4.0, "first-order": 3.0}  # with --compile (unroll: not compiled)
 GPU_FLOPS = 20e12  # assumed sustained fp32/TF32 throughput of one modern GPU on these ConvNets (rough)
 # 2 quiet CPU cores: DESIGN.md's ConvNet-3 w128 steps on 10 × 28 px (21 ms grad, 21 + 76 ms unrolled) run at
 # ≈ 100 GFLOP/s by this FLOP count; DSA and small layers cost extra, hence 70 (the demo preset: ≈ 8 min)
 CPU_FLOPS = 70e9
-
-
-@dataclass(frozen=True)
-class ConvNetCost:
-    params: int
-    flops: int  # forward, per image
-    activations: int  # floats kept for backward, per image
-
-
-def convnet_cost(spec: ModelSpec) -> ConvNetCost:
-    """Parameters, forward FLOPs and saved activations of one image through the ConvNet of `spec`."""
-    params = sum(p.numel() for p in spec.build().parameters())
-    flops = activations = 0
-    channels, h, w = spec.channels, spec.height, spec.width_px
-    for _ in range(spec.depth):
-        flops += 2 * 9 * channels * spec.width * h * w + 10 * spec.width * h * w  # conv, then norm/ReLU/pool
-        activations += channels * h * w + 2 * spec.width * h * w
-        channels, h, w = spec.width, h // 2, w // 2
-    flops += 2 * channels * (1 if spec.head == "gap" else h * w) * spec.num_classes  # gap: pool, then the linear
-    return ConvNetCost(params, flops, activations)
 
 
 def layout(distill: DistillConfig, classes: int, channels: int, res: int) -> SetLayout:
@@ -71,7 +54,9 @@ class Plan:
     cost: ConvNetCost
     trajectory_bytes: int  # all experts on disk
     train_bytes: int  # peak of expert training
-    distill_bytes: dict[str, int]  # gradient mode → peak
+    distill_bytes: dict[str, int]  # gradient mode → peak (remat, first-order: with the kept step graphs)
+    kept_steps: int  # steps whose graph remat/first-order keep (--kept-steps, resolved on this machine)
+    step_graph_bytes: int  # one kept step's graph
     eval_bytes: int
     flops: dict[str, float]  # stage → total FLOPs
 
@@ -92,11 +77,16 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
                                             synthetic.baselines)
     n = distill.syn_steps
     base = 6 * p + 3 * pixels
+    step_graph = step_graph_bytes(spec, batch, FLOAT)
+    kept = 0 if distill.compile_kernels() else kept_steps_for(distill.kept_steps, n, step_graph,
+                                                              hardware.device_memory(distill.torch_device()))
     distill_floats = {"unroll": n * (2 * batch * a + 2 * p) + 2 * batch * a + base,
-                      "remat": n * p + 3 * batch * a + base,
-                      "first-order": n * p + 3 * batch * a + base}
+                      "remat": n * p + 3 * batch * a + base + kept * step_graph // FLOAT,
+                      "first-order": n * p + 3 * batch * a + base + kept * step_graph // FLOAT}
     train_step = 3 * cost.flops  # per image
-    step_cost = STEP_COST_COMPILED if distill.compile_kernels() else STEP_COST
+    step_cost = dict(STEP_COST_COMPILED if distill.compile_kernels() else STEP_COST)
+    for mode, kept_cost in STEP_COST_KEPT.items():
+        step_cost[mode] = (kept * kept_cost + (n - kept) * step_cost[mode]) / n
     flops = {
         "experts": experts.num_experts * (experts.epochs * shape.train * train_step + shape.test * cost.flops),
         "distill": distill.iterations * n * batch * train_step * step_cost[distill.grad_mode],
@@ -111,6 +101,7 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
                 trajectory_bytes=experts.num_experts * (experts.epochs + 1) * p * FLOAT,
                 train_bytes=(2 * experts.batch_train * a + 4 * p) * FLOAT,
                 distill_bytes={mode: floats * FLOAT for mode, floats in distill_floats.items()},
+                kept_steps=kept, step_graph_bytes=step_graph,
                 eval_bytes=(2 * evaluate.eval_batch * a + 4 * p) * FLOAT,
                 flops=flops)
 
@@ -152,6 +143,8 @@ def report(p: Plan, experts: ExpertsConfig, distill: DistillConfig, evaluate: Ev
             f"peak memory (estimates):\n"
             f"  expert training, batch {experts.batch_train}: ≈ {size(p.train_bytes)}\n"
             f"  distillation, {distill.syn_steps} student steps of {batch}:\n{modes}\n"
+            f"    (remat, first-order: {p.kept_steps} of them keep their graph here, {size(p.step_graph_bytes)} each; "
+            f"--kept-steps {distill.kept_steps})\n"
             f"  evaluation, batch {evaluate.eval_batch}: ≈ {size(p.eval_bytes)}\n"
             f"compute: {p.total_flops / 1e15:.3g} PFLOP, {duration(p.total_flops / GPU_FLOPS)} on one GPU at "
             f"{GPU_FLOPS / 1e12:.0f} TFLOP/s ({times}); {duration(p.total_flops / CPU_FLOPS)} on 2 CPU cores")
