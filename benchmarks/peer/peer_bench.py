@@ -2,8 +2,8 @@
 
 Seconds per distillation iteration and peak memory of the reference's texture distillation (its own distill.py,
 run from a temporary, minimally patched copy of its clone, in its own venv) and of `texdistill bench` (modes
-unroll, remat, first-order) at the same scale, for several syn_steps; the ratio table goes to OUT/peer.md and
-OUT/peer.json. No code of the reference is copied into texdistill: the reference only ever runs from its clone.
+unroll, remat, remat+kept, first-order, first-order+kept) at the same scale, for several syn_steps; the ratio
+table goes to OUT/peer.md and OUT/peer.json. No code of the reference is copied into texdistill: the reference only ever runs from its clone.
 
     python benchmarks/peer/peer_bench.py --reference PATH --venv VENV --make-venv --out runs/peer
     python benchmarks/peer/peer_bench.py --reference PATH --venv VENV --quick --out /tmp/peer-quick  # smoke test
@@ -511,7 +511,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", default="20,80", help="comma-separated syn_steps (default: 20,80)")
     p.add_argument("--iterations", type=int, default=5, help="timed iterations after one warm-up (default: 5)")
     p.add_argument("--width", type=int, default=128, help="ConvNet width, both sides (default: 128, MTT's)")
-    p.add_argument("--modes", default="unroll,remat,first-order", help="texdistill bench gradient modes")
+    p.add_argument("--modes", default="unroll,remat,remat+kept,first-order,first-order+kept", help="texdistill bench gradient modes")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="threads for both (default: the cores available)")
     p.add_argument("--reference-keep-freed-memory", action="store_true",
