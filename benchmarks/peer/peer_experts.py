@@ -260,7 +260,7 @@ def markdown(report: dict) -> str:
         "...)` calls (the batches, DSA, the steps, its per-batch accuracy); texdistill — from its log.jsonl "
         "'dataset' record to its last epoch record (model build, the batches, DSA, the steps). Test evaluation: "
         "reference — its `epoch(\"test\", ...)` after EVERY epoch (DataLoader, 2 worker processes, batch 128); "
-        "texdistill — once, after the last epoch (batch 1000), plus writing the expert file",
+        "texdistill — once, after the last epoch (batch 256), plus writing the expert file",
         "- ratio: texdistill / reference (seconds: below 1 = texdistill faster; images/s: above 1 = faster)",
         "",
         "| | reference (buffer.py) | texdistill experts | texdistill / reference |",
