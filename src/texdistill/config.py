@@ -244,9 +244,10 @@ class DistillConfig(CommonConfig):
                                            "‖θ_0 − θ*‖²; 'per-layer' takes that ratio per parameter tensor and "
                                            "averages it, so small layers count as much as large ones",
                              choices=MATCH_LOSSES)
-    grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact "
-                                     "with memory independent of syn_steps (replays each step backwards); "
-                                     "'unroll' keeps the whole graph (exact, memory grows with syn_steps); "
+    grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact; it "
+                                     "replays steps backwards instead of keeping their graphs, as many as "
+                                     "--kept-steps says; 'unroll' keeps the whole graph (exact, memory grows with "
+                                     "syn_steps); "
                                      "'first-order' drops the student's Hessian (approximate; README)",
                             choices=GRAD_MODES)
     compile: str = option("auto", "torch.compile the per-step kernels of remat/first-order: faster per "
