@@ -496,13 +496,18 @@ def markdown(report: dict) -> str:
 # ------------------------------------------------------------------------------------------------------ main
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def peer_parser(doc: str, venv_help: str) -> argparse.ArgumentParser:
+    """The options every peer benchmark takes: the reference's clone and its venv."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", type=Path, required=True,
                    help="the reference: a clone of mtt-distillation, or a git dir of it (HEAD is exported without "
                         "docs/)")
-    p.add_argument("--venv", type=Path, required=True, help="venv in which the reference runs")
+    p.add_argument("--venv", type=Path, required=True, help=venv_help)
+    return p
+
+
+def parse_args(argv=None):
+    p = peer_parser(__doc__, "venv in which the reference runs")
     p.add_argument("--make-venv", action="store_true", help="create --venv if it does not exist (README.md: recipe)")
     p.add_argument("--setup-only", action="store_true", help="prepare (and check) the venv, then stop")
     p.add_argument("--torch-spec", help="pip requirement for the venv's torch (default: this python's torch version)")
@@ -511,7 +516,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", default="20,80", help="comma-separated syn_steps (default: 20,80)")
     p.add_argument("--iterations", type=int, default=5, help="timed iterations after one warm-up (default: 5)")
     p.add_argument("--width", type=int, default=128, help="ConvNet width, both sides (default: 128, MTT's)")
-    p.add_argument("--modes", default="unroll,remat,remat+kept,first-order,first-order+kept", help="texdistill bench gradient modes")
+    p.add_argument("--modes", default="unroll,remat,remat+kept,first-order,first-order+kept",
+                   help="texdistill bench gradient modes")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="threads for both (default: the cores available)")
     p.add_argument("--reference-keep-freed-memory", action="store_true",

@@ -21,7 +21,6 @@ README.md beside this file has the commands and what each number includes. Share
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -44,6 +43,7 @@ from peer_bench import (
     log,
     machine,
     patch_torchvision,
+    peer_parser,
     ratio,
     reference_commit,
     thread_env,
@@ -293,12 +293,7 @@ def markdown(report: dict) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reference", type=Path, required=True,
-                   help="the reference: a clone of mtt-distillation, or a git dir of it (HEAD is exported)")
-    p.add_argument("--venv", type=Path, required=True,
-                   help="the reference's venv (create it with peer_bench.py --make-venv --setup-only)")
+    p = peer_parser(__doc__, "the reference's venv (create it with peer_bench.py --make-venv --setup-only)")
     p.add_argument("--out", type=Path, default=Path("runs/peer"), help="writes peer_experts.md/.json and "
                                                                       "raw-experts/ (both logs) here")
     p.add_argument("--data", type=Path, default=DATA_DIR, help=f"folder of the Fashion-MNIST idx files (.gz or "
