@@ -496,6 +496,15 @@ def markdown(report: dict) -> str:
 # ------------------------------------------------------------------------------------------------------ main
 
 
+def write_report(out: Path, name: str, report: dict, md: str) -> None:
+    """OUT/<name>.json and OUT/<name>.md, each written atomically; the markdown is printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out / f"{name}.md", md)
+    print(md)
+    log(f"wrote {out / (name + '.md')} and {out / (name + '.json')}")
+
+
 def peer_parser(doc: str, venv_help: str) -> argparse.ArgumentParser:
     """The options every peer benchmark takes: the reference's clone and its venv."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -504,6 +513,14 @@ def peer_parser(doc: str, venv_help: str) -> argparse.ArgumentParser:
                         "docs/)")
     p.add_argument("--venv", type=Path, required=True, help=venv_help)
     return p
+
+
+def peer_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parsed options with absolute paths, and the command line that ran (for the report)."""
+    args = p.parse_args(argv)
+    args.reference, args.venv, args.out = args.reference.resolve(), args.venv.absolute(), args.out.resolve()
+    args.command = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    return args
 
 
 def parse_args(argv=None):
@@ -525,20 +542,18 @@ def parse_args(argv=None):
                         "default: the reference as shipped")
     p.add_argument("--quick", action="store_true", help="smoke test: syn_steps 2, 1 iteration, width 16")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary reference copy (its path is printed)")
-    args = p.parse_args(argv)
+    args = peer_args(p, argv)
     if args.quick:
         args.steps, args.iterations, args.width = "2", 1, 16
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not args.steps or min(args.steps) < 1 or args.iterations < 1 or args.width < 1 or args.threads < 1:
         p.error("--steps, --iterations, --width and --threads must be positive")
-    args.reference, args.venv, args.out = args.reference.resolve(), args.venv.absolute(), args.out.resolve()
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
     start_machine = machine()
     prepare_venv(args)
     if args.setup_only:
@@ -602,14 +617,9 @@ def main(argv=None) -> int:
                                f"padded by 3: 32-px feature maps), texdistill {TEXDISTILL_RES}-px crops"),
                      "texdistill_scale": scale},
         "rows": make_rows(results, args.modes),
-        "command": command,
+        "command": args.command,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "peer.json", json.dumps(report, indent=1) + "\n")
-    md = markdown(report)
-    write_atomic(args.out / "peer.md", md)
-    print(md)
-    log(f"wrote {args.out / 'peer.md'} and {args.out / 'peer.json'}")
+    write_report(args.out, "peer", report, markdown(report))
     failed = any("error" in part for row in report["rows"] for part in (row["reference"], row["texdistill"]))
     return 1 if failed else 0
 

@@ -43,12 +43,13 @@ from peer_bench import (
     log,
     machine,
     patch_torchvision,
+    peer_args,
     peer_parser,
     ratio,
     reference_commit,
     thread_env,
     venv_python,
-    write_atomic,
+    write_report,
 )
 from peer_bench import PATCHES as BENCH_PATCHES
 
@@ -309,16 +310,14 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help=f"smoke test: the first {QUICK_TRAIN} training and "
                                                         f"{QUICK_TEST} test images")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch folder (reference copy, data, runs)")
-    args = p.parse_args(argv)
+    args = peer_args(p, argv)
     if args.epochs < 1 or args.threads < 1:
         p.error("--epochs and --threads must be positive")
-    args.reference, args.venv, args.out = args.reference.resolve(), args.venv.absolute(), args.out.resolve()
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
     start_machine = machine()
     for path in patch_torchvision(args.venv):
         log(f"patched {path} (skip registrations of missing torchvision ops)")
@@ -367,14 +366,9 @@ def main(argv=None) -> int:
         "reference": ref_result, "texdistill": td_result,
         "ratios": {key: ratio(td_result.get(key), ref_result.get(key)) for key, _, _, r in ROWS if r},
         "patches": [(name, why) for name, _, _, why in PATCHES],
-        "command": command,
+        "command": args.command,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "peer_experts.json", json.dumps(report, indent=1) + "\n")
-    md = markdown(report)
-    write_atomic(args.out / "peer_experts.md", md)
-    print(md)
-    log(f"wrote {args.out / 'peer_experts.md'} and {args.out / 'peer_experts.json'}")
+    write_report(args.out, "peer_experts", report, markdown(report))
     return 1 if "error" in ref_result or "error" in td_result else 0
 
 

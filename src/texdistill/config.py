@@ -247,8 +247,7 @@ class DistillConfig(CommonConfig):
     grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact; it "
                                      "replays steps backwards instead of keeping their graphs, as many as "
                                      "--kept-steps says; 'unroll' keeps the whole graph (exact, memory grows with "
-                                     "syn_steps); "
-                                     "'first-order' drops the student's Hessian (approximate; README)",
+                                     "syn_steps); 'first-order' drops the student's Hessian (approximate; README)",
                             choices=GRAD_MODES)
     compile: str = option("auto", "torch.compile the per-step kernels of remat/first-order: faster per "
                                   "iteration (CPU: ~1.5–2×) after a one-off compile of 1–3 min (cached); "
@@ -256,9 +255,9 @@ class DistillConfig(CommonConfig):
                           choices=("auto", "on", "off"))
     kept_steps: str = option("auto", "remat/first-order: the last K student steps keep their graph from the "
                                      "forward pass instead of being replayed (exact either way; each kept step "
-                                     "saves about a fifth of its time and holds one step's graph in memory); 'auto': as "
-                                     "many as fit in a quarter of the device's memory; 0: replay every step (least "
-                                     "memory)")
+                                     "saves about a fifth of its time and holds one step's graph in memory); "
+                                     "'auto': as many as fit in a quarter of the device's memory; 0: replay every "
+                                     "step (least memory)")
     deterministic: bool = option(True, "deterministic GPU kernels (where PyTorch has them) and full float32 "
                                        "(no TF32), so a GPU run is exact and a resumed run equals an uninterrupted "
                                        "one; --no-deterministic lets cuDNN pick faster kernels (the CPU is exact "

@@ -41,7 +41,6 @@ def describe(device: torch.device) -> str:
     return f"{what}, deterministic algorithms {'on' if torch.are_deterministic_algorithms_enabled() else 'off'}"
 
 
-
 def device_memory(device: torch.device) -> int:
     """Total bytes of memory of `device`: the GPU's, or the host's physical memory. Fixed for a machine, so what
     is sized from it (--kept-steps auto) comes out the same when a run resumes there."""

@@ -22,7 +22,7 @@ from texdistill.config import DistillConfig
 from texdistill.data import find_dataset, load_dataset
 from texdistill.method.experts import ExpertBank
 from texdistill.method.judges import Judge, trained_on_real_data
-from texdistill.method.matching import MatchProblem, Student, kept_steps_for, match, step_graph_bytes
+from texdistill.method.matching import MatchProblem, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams
 from texdistill.method.outputs import CHECKPOINT, DistillOutputs
 from texdistill.method.recognition import RECOGNIZER_SEED, RecognitionTerm
@@ -68,12 +68,12 @@ class Distiller:
         self.state = DistillState(cfg, synthetic, self.space, cfg.syn_lr_init or float(self.bank.metadata["lr"]),
                                   generator, self.device)
         rows = distributed.my_rows(len(synthetic.draw(0).index))  # this process's images per student step
-        self.student.kept_steps = kept_steps_for(cfg.kept_steps, cfg.syn_steps,
-                                                 step_graph_bytes(self.bank.spec, rows.stop - rows.start),
-                                                 hardware.device_memory(self.device))
+        self.student.kept_steps = kept_steps_on(self.device, cfg.kept_steps, cfg.syn_steps,
+                                                step_graph_bytes(self.bank.spec, rows.stop - rows.start),
+                                                self.student.compile)
         if cfg.grad_mode != "unroll":
             log.info("%s keeps the graphs of its last %d of %d student steps (--kept-steps %s)", cfg.grad_mode,
-                     0 if self.student.compile else self.student.kept_steps, cfg.syn_steps, cfg.kept_steps)
+                     self.student.kept_steps, cfg.syn_steps, cfg.kept_steps)
         self.recognition = None
         if cfg.recognition_lr:
             self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,

@@ -35,18 +35,22 @@ def gradient_with_graph(loss: LossFn, theta, view, targets):
     return g, theta, [view, targets] if _soft(targets) else [view]
 
 
+def graph_products(g, theta, leaves, lam, with_theta: bool):
+    """(g, H_θθ λ or None, H_xθ λ, H_yθ λ or None) from the graph of g = gradient_with_graph(…)[0]: the
+    vector–Hessian products ∂⟨g, λ⟩/∂(θ, view, targets), H_θθ λ only `with_theta` (first-order needs none)."""
+    products = list(torch.autograd.grad(g, [theta, *leaves] if with_theta else leaves, lam))
+    h_theta = products.pop(0) if with_theta else None
+    return g.detach(), h_theta, products[0], products[1] if len(products) == 2 else None
+
+
 def _autograd_hessian_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
-        g, theta, leaves = gradient_with_graph(loss, theta, view, targets)
-        products = torch.autograd.grad(g, [theta, *leaves], lam)
-        return (g.detach(), *products, *(() if len(leaves) == 2 else (None,)))
+        return graph_products(*gradient_with_graph(loss, theta, view, targets), lam, with_theta=True)
 
 
 def _autograd_cross_product(loss: LossFn, theta, view, targets, lam):
     with torch.enable_grad():
-        g, _, leaves = gradient_with_graph(loss, theta, view, targets)
-        products = torch.autograd.grad(g, leaves, lam)
-        return (*products, *(() if len(leaves) == 2 else (None,)))
+        return graph_products(*gradient_with_graph(loss, theta, view, targets), lam, with_theta=False)[2:]
 
 
 def _func_grad(loss: LossFn, theta, view, targets):

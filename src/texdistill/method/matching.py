@@ -14,6 +14,9 @@ GRADIENT_MODES:
   run's device: small next to a step's graph).
 - `first-order` (approximate): the same sweep without the H_θθ term, i.e. λ_i = λ_N for every step.
 
+Both sweeps can skip replays: the last `Student.kept_steps` steps (--kept-steps) keep the graph their forward
+pass built and give their products from it (KeptStep), at one step graph of memory each.
+
 With learned soft labels (targets Y = softmax of the set's label logits) every mode also returns ∂L/∂logits:
 the replayed step's product differentiates ⟨g_i, λ_{i+1}⟩ with respect to Y as well (H_yθ λ), pulled back
 through the softmax like the view's product through the crops and DSA.
@@ -28,10 +31,10 @@ from functools import partial
 
 import torch
 
-from texdistill import distributed
+from texdistill import distributed, hardware
 from texdistill.errors import ConfigError
 from texdistill.method.augment import DSAConfig, augment
-from texdistill.method.kernels import COMPILABLE_KERNELS, EAGER_KERNELS, gradient_with_graph
+from texdistill.method.kernels import COMPILABLE_KERNELS, EAGER_KERNELS, gradient_with_graph, graph_products
 from texdistill.method.models import FlatParams, ModelSpec, classification_loss, convnet_cost
 from texdistill.method.synthetic import SyntheticSet
 
@@ -124,6 +127,12 @@ def kept_steps_for(option: str | int, syn_steps: int, step_bytes: int, memory_by
     return min(syn_steps, int(option))
 
 
+def kept_steps_on(device: torch.device, option: str | int, syn_steps: int, step_bytes: int, compiled: bool) -> int:
+    """kept_steps_for on `device` (its total memory: the same K when a run resumes on the machine); none with
+    --compile, whose kernels cannot keep an autograd graph."""
+    return 0 if compiled else kept_steps_for(option, syn_steps, step_bytes, hardware.device_memory(device))
+
+
 def dsa_seed(step_seed: int) -> int:
     """The DSA seed of a student step, distinct from the seed of its synthetic draw."""
     return (step_seed * 0x9E3779B97F4A7C15 + 1) % 2**62
@@ -195,21 +204,17 @@ def unroll_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Ten
 
 @dataclass
 class KeptStep:
-    """A step of the forward pass whose graph was kept (--kept-steps): the sweep takes its product from it
-    instead of replaying the step. The same operations as a replay, so the same numbers."""
+    """A step of the forward pass whose graph was kept (--kept-steps): the sweep takes its products from it
+    instead of replaying the step. Exact like a replay; the trajectory rounds a little differently, as its
+    g_i comes from the create_graph backward (other group-norm kernels than the graph-free one)."""
 
     step: "ReplayedStep"
-    grad: torch.Tensor  # g_i with the graph of its computation
-    theta: torch.Tensor  # the θ_i leaf of that graph
-    leaves: list[torch.Tensor]  # the view (and soft-target) leaves
+    graph: tuple | None  # (g_i with the graph of its computation, the θ_i leaf, the view/soft-target leaves)
 
     def products(self, lam: torch.Tensor, with_theta: bool) -> tuple[torch.Tensor | None, ...]:
-        """(H_θθ λ or None, H_xθ λ, H_yθ λ or None), freeing the graph."""
-        wanted = [self.theta, *self.leaves] if with_theta else self.leaves
-        products = list(torch.autograd.grad(self.grad, wanted, lam))
-        self.grad = self.theta = self.leaves = None
-        h_theta = products.pop(0) if with_theta else None
-        return h_theta, products[0], products[1] if len(products) == 2 else None
+        """(g, H_θθ λ or None, H_xθ λ, H_yθ λ or None), as kernels.graph_products; frees the graph."""
+        graph, self.graph = self.graph, None
+        return graph_products(*graph, lam, with_theta)
 
 
 def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Tensor,
@@ -223,16 +228,15 @@ def student_trajectory(student: Student, synthetic: SyntheticSet, eta: torch.Ten
     """
     theta = problem.start.detach()
     thetas, grad_sum, kept = [], torch.zeros_like(theta), {}
-    first_kept = len(problem.step_seeds) - (0 if student.compile else student.kept_steps)
+    first_kept = len(problem.step_seeds) - student.kept_steps
     with torch.no_grad():
         for i, seed in enumerate(problem.step_seeds):
             thetas.append(theta)
             if i >= first_kept:
                 with torch.enable_grad():  # the view's graph back to the pixels is kept too
                     step = replayed_step(student, synthetic, seed)
-                    g, leaf, leaves = gradient_with_graph(student.view_loss, theta, step.view, step.targets)
-                kept[i] = KeptStep(step, g, leaf, leaves)
-                g = g.detach()
+                    kept[i] = KeptStep(step, gradient_with_graph(student.view_loss, theta, step.view, step.targets))
+                g = kept[i].graph[0].detach()
             else:
                 step = replayed_step(student, synthetic, seed)
                 g = student.grad(theta, step.view, step.targets)
@@ -304,8 +308,8 @@ def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tens
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
         if i in kept:
-            step, g = kept[i].step, kept[i].grad.detach()
-            h_theta, h_view, h_targets = kept.pop(i).products(lam, with_theta=True)
+            step = kept[i].step
+            g, h_theta, h_view, h_targets = kept.pop(i).products(lam, with_theta=True)
         else:
             step = replayed_step(student, synthetic, problem.step_seeds[i])
             g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view, step.targets, lam)
@@ -328,7 +332,7 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
     for i in range(len(problem.step_seeds)):
         if i in kept:
             step = kept[i].step
-            _, h_view, h_targets = kept.pop(i).products(lam, with_theta=False)
+            _, _, h_view, h_targets = kept.pop(i).products(lam, with_theta=False)
         else:
             step = replayed_step(student, synthetic, problem.step_seeds[i])
             h_view, h_targets = student.cross_product(thetas[i], step.view, step.targets, lam)

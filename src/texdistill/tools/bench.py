@@ -29,7 +29,7 @@ from texdistill import hardware
 from texdistill.config import GRAD_MODES, DistillConfig, _names, _require, option
 from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
-from texdistill.method.matching import MatchProblem, MatchResult, Student, kept_steps_for, match, step_graph_bytes
+from texdistill.method.matching import MatchProblem, MatchResult, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.synthetic import SyntheticSet, build_synthetic
 from texdistill.method.training import random_seed
@@ -91,6 +91,7 @@ class BenchConfig(DistillConfig):
     def mode_list(self) -> list[str]:
         return _names(self.modes)
 
+
 def mode_parts(mode: str) -> tuple[str, str]:
     """'remat+compile' → ('remat', 'compile'); 'remat' → ('remat', '')."""
     name, _, variant = mode.partition("+")
@@ -143,16 +144,17 @@ def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
     problem = MatchProblem(start, target, [random_seed(generator) for _ in range(steps)])
     syn_lr = torch.tensor(cfg.syn_lr_init or 0.01, dtype=dtype, device=device)
     student = Student(flat, cfg.dsa_config(), compile=compile)
-    student.kept_steps = kept_steps(cfg, steps, synthetic) if kept else 0
+    student.kept_steps = kept_steps(cfg, steps) if kept else 0
     return student, synthetic, syn_lr, problem
 
 
-def kept_steps(cfg: BenchConfig, steps: int, synthetic: SyntheticSet) -> int:
+def kept_steps(cfg: BenchConfig, steps: int) -> int:
     """How many of `steps` student steps keep their graph with --kept-steps, as a run resolves it (distill.py)."""
     channels, res, classes = data_shape(cfg)
     spec = ModelSpec(channels, classes, res, res, cfg.width, resolve_depth(cfg.depth, res, res))
-    step_bytes = step_graph_bytes(spec, len(synthetic.draw(0).index), synthetic.pixels.element_size())
-    return kept_steps_for(cfg.kept_steps, steps, step_bytes, hardware.device_memory(cfg.torch_device()))
+    step_bytes = step_graph_bytes(spec, layout(cfg, classes, channels, res).step_batch,
+                                  getattr(torch, cfg.dtype).itemsize)
+    return kept_steps_on(cfg.torch_device(), cfg.kept_steps, steps, step_bytes, compiled=False)
 
 
 def describe(cfg: BenchConfig) -> str:
@@ -330,8 +332,9 @@ def run(cfg: BenchConfig) -> dict:
         f"('1st it s': includes any torch.compile)",
         "peak MB: memory above the live data during one iteration (CPU: resident set; GPU: allocated)",
         "Δ pixels, Δ η: relative gradient difference vs unroll; err f64: pixel gradient vs the exact one in float64",
-    ] + [f"+kept:   the last min(steps, {kept_steps(cfg, 10**9, bench_problem(cfg, 1, False)[1])}) steps keep their graph (--kept-steps {cfg.kept_steps}); "
-         f"plain remat/first-order replay every step"] * any(mode_parts(m)[1] == "kept" for m in cfg.mode_list()))
+    ] + [f"+kept:   the last min(steps, {kept_steps(cfg, 10**9)}) steps keep their graph (--kept-steps "
+         f"{cfg.kept_steps}); plain remat/first-order replay every step"] * any(
+        mode_parts(m)[1] == "kept" for m in cfg.mode_list()))
     table = format_table(rows)
     print(f"{title}\n\n{table}")
     results = {"scale": describe(cfg), "environment": environment(cfg), "config": cfg.to_dict(), "rows": rows}

@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from texdistill import hardware
 from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
-from texdistill.method.matching import kept_steps_for, step_graph_bytes
+from texdistill.method.matching import kept_steps_on, step_graph_bytes
 from texdistill.method.models import ConvNetCost, ModelSpec, convnet_cost, resolve_depth
 from texdistill.method.synthetic import SetLayout, set_layout
 
@@ -77,10 +76,9 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
                                             synthetic.baselines)
     n = distill.syn_steps
     base = 6 * p + 3 * pixels
-    step_graph = step_graph_bytes(spec, batch, FLOAT)
-    kept = 0 if distill.compile_kernels() else kept_steps_for(distill.kept_steps, n, step_graph,
-                                                              hardware.device_memory(distill.torch_device()))
-    distill_floats = {"unroll": n * (2 * batch * a + 2 * p) + 2 * batch * a + base,
+    step_graph = step_graph_bytes(spec, batch, FLOAT)  # what unroll keeps per step, and a kept step
+    kept = kept_steps_on(distill.torch_device(), distill.kept_steps, n, step_graph, distill.compile_kernels())
+    distill_floats = {"unroll": n * step_graph // FLOAT + 2 * batch * a + base,
                       "remat": n * p + 3 * batch * a + base + kept * step_graph // FLOAT,
                       "first-order": n * p + 3 * batch * a + base + kept * step_graph // FLOAT}
     train_step = 3 * cost.flops  # per image
