@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from texdistill.errors import ConfigError
-from texdistill.method.models import FlatParams, ModelSpec, depth_for_resolution
+from texdistill.method.models import AvgPool2, FlatParams, ModelSpec, depth_for_resolution
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -41,3 +41,15 @@ def test_instance_norm_is_groupnorm_per_channel():
 def test_too_deep_for_resolution_is_a_clear_error():
     with pytest.raises(ConfigError, match="--depth"):
         ModelSpec(1, 2, 8, 8, width=4, depth=5)
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (7, 7), (6, 9), (3, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_2_is_avg_pool2d_with_its_derivatives(h, w, channels_last):
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    pool = AvgPool2()
+    torch.testing.assert_close(pool(x), torch.nn.functional.avg_pool2d(x, 2), rtol=1e-12, atol=1e-12)
+    x = x[:1, :2].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(pool, (x,)) and torch.autograd.gradgradcheck(pool, (x,))
