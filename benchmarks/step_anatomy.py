@@ -11,7 +11,8 @@ distillation uses it and for variants that bound what a faster kernel could save
 - `no instance norm`: the same without its norm layers: the time instance norm's forward, backward and double
   backward take is the difference (a free instance norm could save at most that);
 - `instance norm as var_mean ops`: the norm written with other eager ops (var_mean, one multiply-add), whose
-  double backward autograd derives from those ops instead of GroupNorm's own formula;
+  double backward autograd derives from those ops instead of GroupNorm's own formula; `as F.instance_norm`: the
+  same norm through PyTorch's instance-norm function (batch norm's kernels on a (1, B·C, H, W) view);
 - `average pool as nn.AvgPool2d` / `as strided slices`: the 2 × 2 average pooling as PyTorch's own layer (what the
   ConvNet used before models.AvgPool2, which adds pairs of reshaped views) or as a sum of four strided slices;
 - `batch in chunks of k`: the same step over k images at a time, summed (the same gradient): whether smaller
@@ -41,6 +42,11 @@ class VarMeanInstanceNorm(nn.GroupNorm):
         return x * scale + (self.bias.view(1, -1, 1, 1) - mean * scale)
 
 
+class FunctionalInstanceNorm(nn.GroupNorm):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
 class SlicePool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
@@ -51,8 +57,9 @@ def variant(model: nn.Module, name: str) -> nn.Module:
     """The ConvNet with its norm ('norm') or pooling ('avg_pool2d', 'slices') layers replaced by the same function
     written with other ops."""
     for i, layer in enumerate(model.features):
-        if name == "norm" and isinstance(layer, nn.GroupNorm):
-            model.features[i] = VarMeanInstanceNorm(layer.num_groups, layer.num_channels, layer.eps)
+        if name in ("norm", "instance_norm") and isinstance(layer, nn.GroupNorm):
+            kind = VarMeanInstanceNorm if name == "norm" else FunctionalInstanceNorm
+            model.features[i] = kind(layer.num_groups, layer.num_channels, layer.eps)
             model.features[i].load_state_dict(layer.state_dict())
         elif name == "avg_pool2d" and isinstance(layer, AvgPool2):
             model.features[i] = nn.AvgPool2d(2)
@@ -109,6 +116,7 @@ def main() -> None:
             ("no instance norm", ModelSpec(1, 10, args.res, args.res, width=args.width, depth=3, norm="none"),
              args.batch, ""),
             ("instance norm as var_mean ops", spec, args.batch, "norm"),
+            ("instance norm as F.instance_norm", spec, args.batch, "instance_norm"),
             ("average pool as nn.AvgPool2d", spec, args.batch, "avg_pool2d"),
             ("average pool as strided slices", spec, args.batch, "slices")]
     rows += [(f"batch in chunks of {k}", spec, k, "") for k in (5, 2, 1) if k < args.batch]
