@@ -127,5 +127,6 @@ def main() -> None:
     for (name, *_), ms in zip(rows, times):
         print(f"{name:<32}{ms:8.1f} ms/step  {ms / times[0]:5.2f}×")
 
+
 if __name__ == "__main__":
     main()

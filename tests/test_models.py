@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -53,3 +55,25 @@ def test_avg_pool_2_is_avg_pool2d_with_its_derivatives(h, w, channels_last):
     torch.testing.assert_close(pool(x), torch.nn.functional.avg_pool2d(x, 2), rtol=1e-12, atol=1e-12)
     x = x[:1, :2].clone().requires_grad_(True)
     assert torch.autograd.gradcheck(pool, (x,)) and torch.autograd.gradgradcheck(pool, (x,))
+
+
+def test_step_anatomy_variants_are_the_same_function_and_the_benchmark_runs(capsys, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import step_anatomy
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    spec = ModelSpec(1, 3, 8, 8, width=4, depth=2)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    reference = spec.build()
+    for name in ("norm", "instance_norm", "avg_pool2d", "slices"):
+        model = step_anatomy.variant(copy.deepcopy(reference), name).double()
+        torch.testing.assert_close(model(x), copy.deepcopy(reference).double()(x), rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(sys, "argv", ["step_anatomy.py", "--width", "4", "--res", "8", "--batch", "2", "--repeats", "1"])
+    step_anatomy.main()
+    out = capsys.readouterr().out
+    assert "as used" in out and "batch in chunks of 1" in out
