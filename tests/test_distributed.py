@@ -16,12 +16,20 @@ from texdistill.storage import read_jsonl
 TINY = ["--width", "8", "--seed", "3"]
 
 
+# gloo's threads can abort a rank as its process group is torn down after the work (pytorch/pytorch#179291);
+# seen about once in ten full CI runs, never in isolation (six of six passed): such a launch is run once more
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def launch(args, nproc: int = 1, timeout: int = 300):
     """Run python ARGS as one process or under torchrun with `nproc` processes (1 thread each)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
                 if nproc > 1 else [sys.executable])
-    result = subprocess.run([*launcher, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    for _ in range(2):
+        result = subprocess.run([*launcher, *args], capture_output=True, text=True, timeout=timeout, env=env)
+        if result.returncode == 0 or GLOO_TEARDOWN_ABORT not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
