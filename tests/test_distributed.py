@@ -16,7 +16,7 @@ from texdistill.storage import read_jsonl
 TINY = ["--width", "8", "--seed", "3"]
 
 
-# gloo's threads can abort a rank as its process group is torn down after the work (pytorch/pytorch#179291);
+# gloo can abort a rank as its process group is torn down after the work (a related exit abort: pytorch PR 179291);
 # seen about once in ten full CI runs, never in isolation (six of six passed): such a launch is run once more
 GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
 
