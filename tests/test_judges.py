@@ -103,3 +103,24 @@ def test_judges_are_trained_once_and_then_read_from_the_cache(tmp_path, monkeypa
     monkeypatch.undo()
     load_judges(("convnet-bn",), dataset, {**identity, "res": 7}, tmp_path, 2, torch.device("cpu"))
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
+
+
+def test_judge_confusion_names_what_each_class_reads_as(tiny_run, tmp_path, capsys, monkeypatch, single_thread):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import judge_confusion
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(sys, "argv", ["judge_confusion.py", str(run), "--crops", "4"])
+    judge_confusion.main()
+    lines = capsys.readouterr().out.splitlines()
+    judges = [line for line in lines if "test accuracy" in line]
+    assert [line.split()[0] for line in judges] == ["resnet10", "lenet"]
+    rows = [line for line in lines if line.startswith("  ")]
+    assert len(rows) == 2 * 10 and all(line.count(",") == 2 for line in rows)  # three answers per class
