@@ -15,8 +15,9 @@ distillation uses it and for variants that bound what a faster kernel could save
   same norm through PyTorch's instance-norm function (batch norm's kernels on a (1, B·C, H, W) view);
 - `average pool as nn.AvgPool2d` / `as strided slices`: the 2 × 2 average pooling as PyTorch's own layer (what the
   ConvNet used before models.AvgPool2, which adds pairs of reshaped views) or as a sum of four strided slices;
-- `batch in chunks of k`: the same step over k images at a time, summed (the same gradient): whether smaller
-  working sets (cache-resident activations) beat bigger convolutions.
+- `batch in chunks of k`: the same work in pieces of k images (each piece's loss, gradient and products; a
+  step would add them up, weighted): whether smaller working sets (cache-resident activations) beat bigger
+  convolutions.
 
 Milliseconds per step: the fastest of `repeats` rounds of 3 steps after 2 warm-up steps, the variants taking
 turns round by round, one process.
@@ -54,11 +55,11 @@ class SlicePool(nn.Module):
 
 
 def variant(model: nn.Module, name: str) -> nn.Module:
-    """The ConvNet with its norm ('norm') or pooling ('avg_pool2d', 'slices') layers replaced by the same function
-    written with other ops."""
+    """The ConvNet with its norm ('var_mean', 'instance_norm') or pooling ('avg_pool2d', 'slices') layers replaced
+    by the same function written with other ops; '' keeps it as it is."""
     for i, layer in enumerate(model.features):
-        if name in ("norm", "instance_norm") and isinstance(layer, nn.GroupNorm):
-            kind = VarMeanInstanceNorm if name == "norm" else FunctionalInstanceNorm
+        if name in ("var_mean", "instance_norm") and isinstance(layer, nn.GroupNorm):
+            kind = VarMeanInstanceNorm if name == "var_mean" else FunctionalInstanceNorm
             model.features[i] = kind(layer.num_groups, layer.num_channels, layer.eps)
             model.features[i].load_state_dict(layer.state_dict())
         elif name == "avg_pool2d" and isinstance(layer, AvgPool2):
@@ -68,10 +69,10 @@ def variant(model: nn.Module, name: str) -> nn.Module:
     return model
 
 
-def step_fn(spec: ModelSpec, batch: int, chunk: int, replace: str = ""):
+def step_fn(spec: ModelSpec, batch: int, chunk: int, variant_name: str = ""):
     """One kept step (gradient with graph, then its products with a random λ) on random images, in chunks."""
     torch.manual_seed(0)
-    flat = FlatParams(variant(spec.build(), replace))
+    flat = FlatParams(variant(spec.build(), variant_name))
     theta = flat.get()
     x = torch.randn(batch, spec.channels, spec.height, spec.width_px)
     y = torch.randint(0, spec.num_classes, (batch,))
@@ -115,14 +116,14 @@ def main() -> None:
     rows = [("as used", spec, args.batch, ""),
             ("no instance norm", ModelSpec(1, 10, args.res, args.res, width=args.width, depth=3, norm="none"),
              args.batch, ""),
-            ("instance norm as var_mean ops", spec, args.batch, "norm"),
+            ("instance norm as var_mean ops", spec, args.batch, "var_mean"),
             ("instance norm as F.instance_norm", spec, args.batch, "instance_norm"),
             ("average pool as nn.AvgPool2d", spec, args.batch, "avg_pool2d"),
             ("average pool as strided slices", spec, args.batch, "slices")]
     rows += [(f"batch in chunks of {k}", spec, k, "") for k in (5, 2, 1) if k < args.batch]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ConvNet-3 width {args.width}, "
           f"{args.batch} crops of {args.res} px per step; one kept step (forward, create_graph backward, products)")
-    times = ms_per_step([step_fn(row_spec, args.batch, chunk, replace) for _, row_spec, chunk, replace in rows],
+    times = ms_per_step([step_fn(row_spec, args.batch, chunk, name) for _, row_spec, chunk, name in rows],
                         args.repeats)
     for (name, *_), ms in zip(rows, times):
         print(f"{name:<32}{ms:8.1f} ms/step  {ms / times[0]:5.2f}×")

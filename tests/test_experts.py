@@ -7,7 +7,7 @@ from texdistill.cli import main
 from texdistill.config import ExpertsConfig
 from texdistill.errors import CheckpointError
 from texdistill.method import experts
-from texdistill.method.evaluate import _took_part
+from texdistill.method.evaluate import took_part
 from texdistill.method.experts import ExpertBank, ExpertTrainer, expert_path
 from texdistill.method.models import FlatParams
 from texdistill.method.training import top1_accuracy
@@ -122,7 +122,7 @@ def test_gap_head_experts_and_their_student(tmp_path, demo_data):
     flat_spec = dataclasses.replace(spec, head="flat")
     # the classifier reads the 8 pooled channels, not the 8 × 3 × 3 flattened features
     assert trajectory.shape[1] == FlatParams(spec.build()).size == FlatParams(flat_spec.build()).size - 8 * 8 * 10
-    assert _took_part(bank.metadata) == {"convnet-gap"}
+    assert took_part(bank.metadata) == {"convnet-gap"}
     with pytest.raises(SystemExit):
         main(["experts", "--out", str(tmp_path / "bad"), "--head", "round"])
 

@@ -1,14 +1,10 @@
 """The prepared GPU check (benchmarks/gpu_check.py) stays runnable: its cheap checks pass on the CPU."""
 
-import importlib.util
-from pathlib import Path
+from scripts import benchmark_script
 
 
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).parents[1] / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("gpu_check")
 
 
 def test_gradient_checks_of_the_gpu_script_pass_on_the_cpu():

@@ -5,6 +5,7 @@ import logging
 import pytest
 import torch
 
+from scripts import benchmark_script
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.method import judges as judges_module
 from texdistill.method.judges import Judge, load_judges, recognition, translate, wearability
@@ -105,22 +106,32 @@ def test_judges_are_trained_once_and_then_read_from_the_cache(tmp_path, monkeypa
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
 
 
-def test_judge_confusion_names_what_each_class_reads_as(tiny_run, tmp_path, capsys, monkeypatch, single_thread):
+def test_judge_confusion_gives_each_class_its_wearability_and_what_else_it_reads_as(tiny_run, tmp_path, capsys,
+                                                                                    monkeypatch, single_thread):
+    import json
     import shutil
-    import sys
-    from pathlib import Path
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        import judge_confusion
-    finally:
-        sys.path.pop(0)
-    monkeypatch.setattr(sys, "argv", ["judge_confusion.py", str(run), "--crops", "4"])
-    judge_confusion.main()
+    confusion = benchmark_script("judge_confusion")
+    monkeypatch.setattr("sys.argv", ["judge_confusion.py", str(run)])
+    confusion.main()
     lines = capsys.readouterr().out.splitlines()
-    judges = [line for line in lines if "test accuracy" in line]
-    assert [line.split()[0] for line in judges] == ["resnet10", "lenet"]
-    rows = [line for line in lines if line.startswith("  ")]
-    assert len(rows) == 2 * 10 and all(line.count(",") == 2 for line in rows)  # three answers per class
+    judged = json.loads((run / "eval.json").read_text())["wearability"]["sets"]["distilled"]["judges"]
+    starts = [i for i, line in enumerate(lines) if "test accuracy" in line]
+    blocks = {lines[i].split()[0]: lines[i + 1:i + 11] for i in starts}
+    assert sorted(blocks) == sorted(judged)
+    for name, block in blocks.items():
+        for row in block:  # "  class  a 0.50, b 0.30, c 0.20": the class's own share is its wearability
+            cls, answers = row.split()[0], dict(a.rsplit(" ", 1) for a in row.split(None, 1)[1].split(", "))
+            assert len(answers) == 3
+            own = judged[name]["classes"][cls]
+            if cls in answers:
+                assert float(answers[cls]) == pytest.approx(own, abs=0.006)
+            else:  # not among the three most frequent answers
+                assert own <= min(map(float, answers.values())) + 0.006
+
+
+def test_answer_shares_count_each_class_row():
+    shares = benchmark_script("judge_confusion").answer_shares(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 1]), 3)
+    assert shares.tolist() == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]]

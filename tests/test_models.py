@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from scripts import benchmark_script
 from texdistill.errors import ConfigError
 from texdistill.method.models import AvgPool2, FlatParams, ModelSpec, depth_for_resolution
 
@@ -58,22 +59,18 @@ def test_avg_pool_2_is_avg_pool2d_with_its_derivatives(h, w, channels_last):
 
 
 def test_step_anatomy_variants_are_the_same_function_and_the_benchmark_runs(capsys, monkeypatch):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        import step_anatomy
-    finally:
-        sys.path.pop(0)
+    step_anatomy = benchmark_script("step_anatomy")
     torch.manual_seed(0)
     spec = ModelSpec(1, 3, 8, 8, width=4, depth=2)
-    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     reference = spec.build()
-    for name in ("norm", "instance_norm", "avg_pool2d", "slices"):
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_()  # norm weights and biases away from 1 and 0, so a variant that ignored them would differ
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    for name in ("var_mean", "instance_norm", "avg_pool2d", "slices"):
         model = step_anatomy.variant(copy.deepcopy(reference), name).double()
         torch.testing.assert_close(model(x), copy.deepcopy(reference).double()(x), rtol=1e-10, atol=1e-10)
-    monkeypatch.setattr(sys, "argv", ["step_anatomy.py", "--width", "4", "--res", "8", "--batch", "2", "--repeats", "1"])
+    monkeypatch.setattr("sys.argv", ["step_anatomy.py", "--width", "4", "--res", "8", "--batch", "2", "--repeats", "1"])
     step_anatomy.main()
     out = capsys.readouterr().out
     assert "as used" in out and "batch in chunks of 1" in out

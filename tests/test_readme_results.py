@@ -1,17 +1,15 @@
 """README's Results table is the rendering of the committed sweep JSON it came from (benchmarks/results.py)."""
 
-import importlib.util
 import json
 from pathlib import Path
+
+from scripts import benchmark_script
 
 ROOT = Path(__file__).parents[1]
 
 
 def results_module():
-    spec = importlib.util.spec_from_file_location("results", ROOT / "benchmarks" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("results")
 
 
 def test_readme_results_equal_the_committed_sweep():

@@ -159,7 +159,7 @@ def run(cfg: EvalConfig) -> dict:
             log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
                      seams["z"])
         if cfg.judge_list:
-            results["wearability"] = _wearability(cfg, sets, dataset, space, device, _took_part(meta))
+            results["wearability"] = _wearability(cfg, sets, dataset, space, device, took_part(meta))
         for architecture in cfg.model_list:
             table, before = _slot(results, architecture), _slot(previous, architecture)
             for name, (make_set, lr) in sets.items():
@@ -189,7 +189,7 @@ def _slot(results: dict, architecture: str) -> dict:
     return results.setdefault("architectures", {}).setdefault(architecture, {})
 
 
-def _took_part(meta: dict) -> set[str]:
+def took_part(meta: dict) -> set[str]:
     """Architectures of the networks a distillation used: its experts' ConvNet and its recognisers."""
     return {"convnet" if ModelSpec(**meta["model"]).head == "flat" else "convnet-gap", *meta.get("recognizers", [])}
 

@@ -53,9 +53,10 @@ class ModelSpec:
 
 
 class AvgPool2(nn.Module):
-    """2 × 2 average pooling with stride 2, as nn.AvgPool2d(2) (an odd side loses its last row or column), computed
-    as two pair sums of reshaped views: the same values, rounded differently, and on a CPU a cheaper backward and
-    double backward — a kept student step took 0.90–0.99× the time it takes with nn.AvgPool2d in six interleaved
+    """2 × 2 average pooling with stride 2 of a (B, C, H, W) batch with H, W ≥ 2, as nn.AvgPool2d(2) (an odd side
+    loses its last row or column), computed as two pair sums over reshaped tensors (views where the layout
+    allows): the same values, rounded differently, and on a CPU a cheaper backward and
+    double backward — a kept student step took 0.90–0.99× the time it takes with nn.AvgPool2d in seven interleaved
     runs of `python benchmarks/step_anatomy.py` (width 128, 32 px; README "Against the original MTT code")."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, C, H // 2, W // 2)
