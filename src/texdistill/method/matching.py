@@ -293,6 +293,20 @@ def _summed(grad_: torch.Tensor | None) -> torch.Tensor | None:
     return None if grad_ is None else distributed.all_reduce_sum(grad_)
 
 
+def step_products(i: int, kept: dict, student: Student, synthetic: SyntheticSet, problem: MatchProblem,
+                  thetas: list[torch.Tensor], lam: torch.Tensor,
+                  with_theta: bool) -> tuple[ReplayedStep, tuple[torch.Tensor | None, ...]]:
+    """Step i's batch and (g, H_θθ λ, H_xθ λ, H_yθ λ), H_yθ λ None for hard labels; without `with_theta` the
+    first two are not computed (None, or g where a kept graph has it): first-order needs neither. From the graph
+    the forward pass kept (taken out of `kept`, which frees it), or by replaying the step at θ_i."""
+    if i in kept:
+        return kept[i].step, kept.pop(i).products(lam, with_theta)
+    step = replayed_step(student, synthetic, problem.step_seeds[i])
+    if with_theta:
+        return step, student.hessian_product(thetas[i], step.view, step.targets, lam)
+    return step, (None, None, *student.cross_product(thetas[i], step.view, step.targets, lam))
+
+
 def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,
                    problem: MatchProblem) -> MatchResult:
     """Exact, with one step's graph in memory whatever N: forward without graph, then an adjoint sweep that
@@ -307,12 +321,7 @@ def remat_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torch.Tens
     pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
     lr_grad = torch.zeros_like(eta)
     for i in reversed(range(len(problem.step_seeds))):
-        if i in kept:
-            step = kept[i].step
-            g, h_theta, h_view, h_targets = kept.pop(i).products(lam, with_theta=True)
-        else:
-            step = replayed_step(student, synthetic, problem.step_seeds[i])
-            g, h_theta, h_view, h_targets = student.hessian_product(thetas[i], step.view, step.targets, lam)
+        step, (g, h_theta, h_view, h_targets) = step_products(i, kept, student, synthetic, problem, thetas, lam, True)
         lr_grad -= (lam * g).sum() * step.weight
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
         if label_grad is not None:
@@ -330,12 +339,7 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
     loss, lam = loss_and_adjoint(theta_end, problem)
     pixel_grad, label_grad = torch.zeros_like(synthetic.pixels), _label_grad_buffer(synthetic)
     for i in range(len(problem.step_seeds)):
-        if i in kept:
-            step = kept[i].step
-            _, _, h_view, h_targets = kept.pop(i).products(lam, with_theta=False)
-        else:
-            step = replayed_step(student, synthetic, problem.step_seeds[i])
-            h_view, h_targets = student.cross_product(thetas[i], step.view, step.targets, lam)
+        step, (_, _, h_view, h_targets) = step_products(i, kept, student, synthetic, problem, thetas, lam, False)
         pixel_grad -= (eta * step.weight) * step.pixels_of(h_view)
         if label_grad is not None:
             label_grad -= (eta * step.weight) * step.labels_of(h_targets)
