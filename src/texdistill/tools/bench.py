@@ -133,10 +133,8 @@ def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
     generator = torch.Generator().manual_seed(cfg.seed)
     synthetic = build_synthetic(cfg.texture, "noise", dataset, PixelSpace.fit(dataset), generator, cfg.ipc,
                                 cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn).to(device, dtype)
-    channels, res, classes = data_shape(cfg)
-    spec = ModelSpec(channels, classes, res, res, cfg.width, resolve_depth(cfg.depth, res, res))
     torch.manual_seed(cfg.seed)
-    flat = FlatParams(spec.build().to(device, dtype))
+    flat = FlatParams(model_spec(cfg).build().to(device, dtype))
     start = flat.get()
     # a target a small random step away, as expert segments are; the values do not matter for time/memory
     offset = torch.randn(start.shape, generator=generator).to(device, dtype)  # the same problem in any dtype
@@ -148,11 +146,16 @@ def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
     return student, synthetic, syn_lr, problem
 
 
+def model_spec(cfg: BenchConfig) -> ModelSpec:
+    """The student's ConvNet at the benchmarked shape."""
+    channels, res, classes = data_shape(cfg)
+    return ModelSpec(channels, classes, res, res, cfg.width, resolve_depth(cfg.depth, res, res))
+
+
 def kept_steps(cfg: BenchConfig, steps: int) -> int:
     """How many of `steps` student steps keep their graph with --kept-steps, as a run resolves it (distill.py)."""
     channels, res, classes = data_shape(cfg)
-    spec = ModelSpec(channels, classes, res, res, cfg.width, resolve_depth(cfg.depth, res, res))
-    step_bytes = step_graph_bytes(spec, layout(cfg, classes, channels, res).step_batch,
+    step_bytes = step_graph_bytes(model_spec(cfg), layout(cfg, classes, channels, res).step_batch,
                                   getattr(torch, cfg.dtype).itemsize)
     return kept_steps_on(cfg.torch_device(), cfg.kept_steps, steps, step_bytes, compiled=False)
 
