@@ -1,22 +1,17 @@
 """The designers' flow: a folder of transparent PNG artwork (names with spaces) → textures, evaluation, mock-ups
 and the report with one command (`texdistill run`), tiny settings."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 from tinyrun import one_thread
 
+from scripts import repo_script
 from texdistill.cli import main
-
-ROOT = Path(__file__).parents[1]
 
 
 def make_art(folder: Path, per_class: int) -> list[Path]:
-    spec = importlib.util.spec_from_file_location("make_example_art", ROOT / "scripts" / "make_example_art.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_art(folder, per_class)
+    return repo_script("scripts/make_example_art.py").make_art(folder, per_class)
 
 
 def test_one_command_from_a_folder_of_artwork_to_the_report(tmp_path, capsys):
