@@ -32,20 +32,13 @@ import torch
 from texdistill.config import EvalConfig, ExpertsConfig, build_config
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.method.experts import model_spec_for
-from texdistill.method.judges import recognition, trained_on_real_data
-from texdistill.method.torus import wrap_crops
+from texdistill.method.judges import judged, trained_on_real_data
+from texdistill.method.torus import random_rolls, wrap_crops
 from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
 from texdistill.presets import preset_values
 
 FORMS = ("centred", "rolled", "collage crops")
 JUDGES = ("resnet10", "lenet")
-
-
-def rolled(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image (B, C, h, w) rolled by a uniformly random (dy, dx) with wrap-around."""
-    b, _, h, w = images.shape
-    dy, dx = torch.randint(h, (b,), generator=generator), torch.randint(w, (b,), generator=generator)
-    return wrap_crops(images, torch.arange(b), dy, dx, (h, w))
 
 
 def collage_crops(images: torch.Tensor, labels: torch.Tensor, pool: torch.Tensor, pool_labels: torch.Tensor,
@@ -70,7 +63,7 @@ def in_form(form: str, images: torch.Tensor, labels: torch.Tensor, pool: torch.T
     if form == "centred":
         return images
     if form == "rolled":
-        return rolled(images, generator)
+        return random_rolls(images, 1.0, generator)
     return collage_crops(images, labels, pool, pool_labels, generator)
 
 
@@ -124,16 +117,14 @@ def main() -> None:
         started = time.time()
         seen = in_form(form, dataset.test_images, dataset.test_labels, dataset.test_images, dataset.test_labels,
                        torch.Generator().manual_seed(12345))
-        by_judge = [recognition(seen, dataset.test_labels, j.classify, dataset.num_classes) for j in judges]
-        classes = [statistics.mean(r["classes"][k] for r in by_judge) for k in range(dataset.num_classes)]
-        worst = min(range(dataset.num_classes), key=classes.__getitem__)
+        read = judged(seen, dataset.test_labels, judges, dataset.class_names)
+        worst = min(read["classes"], key=read["classes"].get)
         accuracies = [train(form, dataset, space, spec, cfg, experts_cfg.lr_teacher, args.epochs, seed, device)
                       for seed in range(args.models)]
-        per_judge = " | ".join(f"{r['mean']:.3f}" for r in by_judge)
+        per_judge = " | ".join(f"{r['mean']:.3f}" for r in read["judges"].values())
         spread = f" ± {100 * statistics.stdev(accuracies):.1f}" if len(accuracies) > 1 else ""
-        print(f"| {form} | {100 * statistics.mean(accuracies):.1f}{spread} % | {statistics.mean(classes):.3f} | "
-              f"{per_judge} | {dataset.class_names[worst]} {classes[worst]:.2f} "
-              f"| {time.time() - started:.0f} |", flush=True)
+        print(f"| {form} | {100 * statistics.mean(accuracies):.1f}{spread} % | {read['mean']:.3f} | "
+              f"{per_judge} | {worst} {read['classes'][worst]:.2f} | {time.time() - started:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ ceiling = benchmark_script("texture_ceiling")
 
 def test_rolled_images_are_wrap_around_rolls_of_themselves():
     images = torch.arange(8 * 5 * 6, dtype=torch.float64).view(8, 1, 5, 6)
-    out = ceiling.rolled(images, torch.Generator().manual_seed(0))
+    out = ceiling.in_form("rolled", images, torch.zeros(8), images, torch.zeros(8), torch.Generator().manual_seed(0))
     assert out.shape == images.shape
     for image, shown in zip(images, out):
         rolls = [torch.roll(image, (-dy, -dx), dims=(1, 2)) for dy in range(5) for dx in range(6)]

@@ -169,14 +169,18 @@ def recognition(images: torch.Tensor, labels: torch.Tensor, classify, num_classe
     return {"classes": per_class, "mean": statistics.mean(per_class)}
 
 
-def wearability(synthetic: SyntheticSet, space: PixelSpace, judges: list[Judge], crops: int, seed: int,
-                class_names: list[str]) -> dict:
-    """Per judge and averaged over judges: the share of the set's displayed samples (crops of a texture, the
-    images of an image set) recognised as their class, per class and mean."""
-    images, labels = synthetic.displayed_samples(space, crops, seed)
-    by_judge = {j.name: recognition(images, labels, j.classify, synthetic.num_classes) for j in judges}
-    per_class = [statistics.mean(r["classes"][k] for r in by_judge.values()) for k in range(synthetic.num_classes)]
+def judged(images: torch.Tensor, labels: torch.Tensor, judges: list[Judge], class_names: list[str]) -> dict:
+    """Per judge and averaged over judges: the share of uint8 `images` (N, C, H, W) recognised as their class
+    `labels` (N,), per class and mean."""
+    by_judge = {j.name: recognition(images, labels, j.classify, len(class_names)) for j in judges}
+    per_class = [statistics.mean(r["classes"][k] for r in by_judge.values()) for k in range(len(class_names))]
     return {"judges": {name: {"classes": dict(zip(class_names, r["classes"])), "mean": r["mean"]}
                        for name, r in by_judge.items()},
             "classes": dict(zip(class_names, per_class)), "mean": statistics.mean(per_class),
             "min": min(per_class), "samples": len(labels)}
+
+
+def wearability(synthetic: SyntheticSet, space: PixelSpace, judges: list[Judge], crops: int, seed: int,
+                class_names: list[str]) -> dict:
+    """judged() on the set's displayed samples: crops of a texture, the images of an image set."""
+    return judged(*synthetic.displayed_samples(space, crops, seed), judges, class_names)
