@@ -9,6 +9,7 @@ from tinyrun import distill_cli, evaluate_cli, with_option
 
 from texdistill.cli import main
 from texdistill.config import DistillConfig, build_config
+from texdistill.errors import ConfigError
 from texdistill.method.distill import Distiller
 from texdistill.method.evaluate import EVAL_FILE
 from texdistill.method.outputs import CHECKPOINT
@@ -18,7 +19,8 @@ from texdistill.storage import load_tensors, read_json, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-OPTIONS = ["--soft-labels", "--ema-decay", "0.9", "--start-ramp", "3", "--texture", "--canvas-samples", "2",
+OPTIONS = ["--soft-labels", "--label-field", "--ema-decay", "0.9", "--start-ramp", "3", "--texture",
+           "--canvas-samples", "2",
            "--recognition-lr", "0.01", "--recognition-models", "1", "--recognizer-epochs", "1", "--clamp-pixels",
            "--min-syn-lr", "0.0099"]
 
@@ -49,6 +51,7 @@ def test_soft_labels_and_ema_resume_bit_exactly_and_evaluate(tmp_path, tiny_expe
     assert torch.equal(synthetic.label_logits, theirs["now.label_logits"])
     x, targets = synthetic.sample(0)
     assert targets.shape == (len(x), synthetic.num_classes) and torch.allclose(targets.sum(1), torch.ones(len(x)))
+    assert synthetic.label_logits.shape == (synthetic.num_classes, synthetic.num_classes, *synthetic.pixels.shape[2:])
 
     assert main([*evaluate_cli(), "--out", str(reference)]) == 0  # evaluation trains on the soft labels
     assert read_json(reference / EVAL_FILE)["complete"]
@@ -69,6 +72,12 @@ def test_soft_labels_start_on_their_class_and_the_start_epochs_ramp_up(tmp_path,
         distiller.state.iteration = iteration
         bounds.append(distiller.start_epoch_bound())
     assert bounds == [1, 1, 1, 1, 2, 2]
+
+
+def test_a_label_field_needs_texture_mode_and_soft_labels():
+    for values in ({"label_field": True, "texture": True}, {"label_field": True, "soft_labels": True}):
+        with pytest.raises(ConfigError, match="--label-field .* needs --texture and --soft-labels"):
+            DistillConfig(**values)
 
 
 def test_a_checkpoint_from_before_an_option_existed_still_resumes():

@@ -9,9 +9,10 @@ from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIE
 from texdistill.method.synthetic import ImageSet, TextureCanvas
 
 
-def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool = False,
+def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "one", soft: bool | str = False,
                  loss: str = "normalized"):
-    """A float64 student with DSA, a synthetic set of 3 classes (soft labels: learned) and an expert segment."""
+    """A float64 student with DSA, a synthetic set of 3 classes (soft labels: learned; soft="field": a label
+    field over each canvas) and an expert segment."""
     flat = tiny_flat(seed=seed)
     g = torch.Generator().manual_seed(seed)
     if texture:
@@ -22,7 +23,8 @@ def tiny_problem(texture: bool, seed: int = 0, steps: int = 3, dsa_mode: str = "
         synthetic = ImageSet(torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64),
                              torch.arange(3).repeat_interleave(2), 3, batch=4)
     if soft:
-        synthetic.use_soft_labels(torch.randn(len(synthetic.labels), 3, generator=g, dtype=torch.float64))
+        shape = (3, 3, 12, 12) if soft == "field" else (len(synthetic.labels), 3)
+        synthetic.use_soft_labels(torch.randn(shape, generator=g, dtype=torch.float64))
     start = flat.get()
     target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64)
     problem = MatchProblem(start, target, [11 * (i + 1) for i in range(steps)], loss, tuple(flat.numels))
@@ -65,9 +67,9 @@ def test_unroll_gradient_matches_finite_differences(texture, loss):
     assert float(result.lr_grad) == pytest.approx(float(fd_eta), rel=1e-5)
 
 
-@pytest.mark.parametrize("texture", [False, True])
-def test_soft_label_gradient_matches_finite_differences(texture):
-    student, synthetic, problem = tiny_problem(texture, soft=True)
+@pytest.mark.parametrize("texture, soft", [(False, True), (True, True), (True, "field")])
+def test_soft_label_gradient_matches_finite_differences(texture, soft):
+    student, synthetic, problem = tiny_problem(texture, soft=soft)
     eta = torch.tensor(0.05, dtype=torch.float64)
     result = match("unroll", student, synthetic, eta, problem)
     p0, z0, eps = synthetic.pixels.detach().clone(), synthetic.label_logits.detach().clone(), 1e-6
@@ -79,16 +81,16 @@ def test_soft_label_gradient_matches_finite_differences(texture):
         assert float((result.label_grad * d).sum()) == pytest.approx(float(fd), rel=1e-5)
 
 
-@pytest.mark.parametrize("texture", [False, True])
-def test_remat_equals_unroll_with_soft_labels(texture):
-    student, synthetic, problem = tiny_problem(texture, steps=6, soft=True)
+@pytest.mark.parametrize("texture, soft", [(False, True), (True, True), (True, "field")])
+def test_remat_equals_unroll_with_soft_labels(texture, soft):
+    student, synthetic, problem = tiny_problem(texture, steps=6, soft=soft)
     eta = torch.tensor(0.05, dtype=torch.float64)
     exact = match("unroll", student, synthetic, eta, problem)
     remat = match("remat", student, synthetic, eta, problem)
     assert relative(remat.label_grad, exact.label_grad) < 1e-9
     assert relative(remat.pixel_grad, exact.pixel_grad) < 1e-9
     assert float(remat.lr_grad) == pytest.approx(float(exact.lr_grad), rel=1e-9)
-    one_step = tiny_problem(texture, steps=1, soft=True)  # first-order is exact for one step, labels too
+    one_step = tiny_problem(texture, steps=1, soft=soft)  # first-order is exact for one step, labels too
     assert relative(match("first-order", *one_step[:2], eta, one_step[2]).label_grad,
                     match("unroll", *one_step[:2], eta, one_step[2]).label_grad) < 1e-9
     assert match("remat", *tiny_problem(texture)[:2], eta, problem).label_grad is None  # hard labels: none

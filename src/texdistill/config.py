@@ -220,6 +220,10 @@ class DistillConfig(CommonConfig):
                                 "iterations match the easy early epochs; 0 = the whole range from the start")
     soft_labels: bool = option(False, "learn a soft label per image / canvas (class logits, initialised from "
                                       "the experts' logits, DATM): the student trains on their softmax")
+    label_field: bool = option(False, "texture mode with --soft-labels: a soft-label field over each canvas instead "
+                                      "of one label per canvas; a crop's label is the softmax of the field's mean "
+                                      "over the crop's window, initialised from an expert's logits on the crop "
+                                      "centred at each pixel (README: on the demo it scores below hard labels)")
     lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
     ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
                                    "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
@@ -282,6 +286,8 @@ class DistillConfig(CommonConfig):
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
         _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
+        _require(not self.label_field or (self.texture and self.soft_labels),
+                 "--label-field is a soft-label field over texture canvases: it needs --texture and --soft-labels")
         _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         _require(self.min_syn_lr >= 0, f"--min-syn-lr must be ≥ 0, got {self.min_syn_lr}")
         _require(self.syn_lr_init is None or self.syn_lr_init >= self.min_syn_lr,

@@ -64,7 +64,8 @@ class Distiller:
                 synthetic.pixels.copy_(self.space.project(synthetic.pixels, synthetic.periodic))
         if cfg.soft_labels:  # DATM: an expert's logits at the last start epoch, each on its own class
             theta = self.bank.epochs(0, cfg.max_start_epoch)[0].to(self.device)
-            synthetic.use_soft_labels(synthetic.expert_logits(self.flat, theta, cfg.seed))
+            synthetic.use_soft_labels(synthetic.expert_label_field(self.flat, theta) if cfg.label_field
+                                      else synthetic.expert_logits(self.flat, theta, cfg.seed))
         self.state = DistillState(cfg, synthetic, self.space, cfg.syn_lr_init or float(self.bank.metadata["lr"]),
                                   generator, self.device)
         rows = distributed.my_rows(len(synthetic.draw(0).index))  # this process's images per student step

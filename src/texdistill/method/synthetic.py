@@ -54,11 +54,15 @@ class SyntheticSet(nn.Module):
         self.num_classes = num_classes
         self.label_logits: nn.Parameter | None = None
 
+    def soft_label_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes soft-label logits may have: one row of class logits per item (and, for canvases, a field)."""
+        return [(len(self.labels), self.num_classes)]
+
     def use_soft_labels(self, logits: torch.Tensor) -> None:
-        """Learn soft labels from now on, starting at `logits` (items, K)."""
-        if logits.shape != (len(self.labels), self.num_classes):
+        """Learn soft labels from now on, starting at `logits` (one of soft_label_shapes())."""
+        if tuple(logits.shape) not in self.soft_label_shapes():
             raise ValueError(f"soft-label logits of shape {tuple(logits.shape)} for {len(self.labels)} items of "
-                             f"{self.num_classes} classes")
+                             f"{self.num_classes} classes (expected one of {self.soft_label_shapes()})")
         self.label_logits = nn.Parameter(logits.to(self.pixels.device, self.pixels.dtype))
 
     def label_init_draw(self, seed: int) -> Draw:
@@ -76,10 +80,7 @@ class SyntheticSet(nn.Module):
             per_sample = flat.forward(theta, self.take(draw)[0])
             logits = (torch.zeros(items, self.num_classes, device=index.device).index_add_(0, index, per_sample)
                       / torch.bincount(index, minlength=items).unsqueeze(1))
-            rows = torch.arange(items, device=index.device)
-            own, top = logits[rows, self.labels], logits.argmax(1)
-            logits[rows, top], logits[rows, self.labels] = own, logits[rows, top]
-        return logits
+        return on_own_class(logits, self.labels)
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         """Training targets of items `index`: class indices (B,), or soft-label probabilities (B, K)."""
@@ -232,7 +233,45 @@ class TextureCanvas(SyntheticSet):
 
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         at = to_device({"index": draw.index, "dy": draw.dy, "dx": draw.dx}, self.pixels.device)  # one copy
-        return wrap_crops(self.pixels, at["index"], at["dy"], at["dx"], self.crop), self.targets(at["index"])
+        crops = wrap_crops(self.pixels, at["index"], at["dy"], at["dx"], self.crop)
+        return crops, self.crop_targets(at["index"], at["dy"], at["dx"])
+
+    @property
+    def has_label_field(self) -> bool:
+        """Whether the soft labels are a field over each canvas (--label-field), not one row per canvas."""
+        return self.label_logits is not None and self.label_logits.dim() == 4
+
+    def soft_label_shapes(self) -> list[tuple[int, ...]]:
+        return [*super().soft_label_shapes(), (len(self.labels), self.num_classes, *self.pixels.shape[2:])]
+
+    def crop_targets(self, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """Targets of the crops at (dy, dx) of canvases `index`: with a label field, the softmax of the field's
+        mean over each crop's window (so crops that overlap have labels alike); else as targets()."""
+        if not self.has_label_field:
+            return self.targets(index)
+        return torch.softmax(wrap_crops(self.label_logits, index, dy, dx, self.crop).mean(dim=(2, 3)), dim=1)
+
+    def expert_label_field(self, flat, theta: torch.Tensor, grid: int = 64, batch: int = 1024) -> torch.Tensor:
+        """Label-field init (--label-field), (canvases, K, Hc, Wc): at each pixel, the logits of the network
+        `flat` at θ on the crop centred there, on its canvas's class as in expert_logits. The crops are taken
+        on a grid of at most `grid` × `grid` offsets per canvas; each value holds over its grid cell."""
+        canvases, _, canvas_h, canvas_w = self.pixels.shape
+        step_y, step_x = math.ceil(canvas_h / grid), math.ceil(canvas_w / grid)
+        ys = torch.arange(0, canvas_h, step_y, device=self.pixels.device)
+        xs = torch.arange(0, canvas_w, step_x, device=self.pixels.device)
+        dy, dx = ys.repeat_interleave(len(xs)), xs.repeat(len(ys))
+        fields = []
+        with torch.no_grad():
+            for canvas in range(canvases):
+                index = torch.full_like(dy, canvas)
+                logits = torch.cat([flat.forward(theta, wrap_crops(self.pixels, index[i:i + batch], dy[i:i + batch],
+                                                                   dx[i:i + batch], self.crop))
+                                    for i in range(0, len(dy), batch)])
+                logits = on_own_class(logits, self.labels[index])
+                fields.append(logits.T.reshape(self.num_classes, len(ys), len(xs)))
+        field = torch.stack(fields).repeat_interleave(step_y, 2).repeat_interleave(step_x, 3)
+        field = field[:, :, :canvas_h, :canvas_w]
+        return field.roll((self.crop[0] // 2, self.crop[1] // 2), dims=(2, 3))  # the crop at o is centred at o + h/2
 
     def label_init_draw(self, seed: int) -> Draw:
         return self.draw(seed, per_class=LABEL_INIT_PASSES * self.crops_per_canvas)
@@ -300,6 +339,16 @@ def set_layout(texture: bool, classes: int, channels: int, res: int, ipc: int = 
     images = ipc * classes
     return SetLayout(images * channels * res * res, min(batch_syn or images, images), "images", images, 1,
                      f"{classes}×{ipc} images {channels}×{res}×{res}, batch {batch_syn or 'all'}")
+
+
+def on_own_class(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Logits (B, K) with, in each row whose top class is not `labels`, that class's logit and the label's
+    swapped (DATM's soft-label init: every soft label starts on its own class)."""
+    logits = logits.clone()
+    rows = torch.arange(len(logits), device=logits.device)
+    own, top = logits[rows, labels], logits.argmax(1)
+    logits[rows, top], logits[rows, labels] = own, logits[rows, top]
+    return logits
 
 
 def canvas_shape(crop: tuple[int, int], canvas_size: float) -> tuple[int, int]:
