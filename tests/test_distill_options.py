@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 OPTIONS = ["--soft-labels", "--label-field", "--ema-decay", "0.9", "--start-ramp", "3", "--texture",
            "--canvas-samples", "2",
            "--recognition-lr", "0.01", "--recognition-models", "1", "--recognizer-epochs", "1", "--clamp-pixels",
-           "--min-syn-lr", "0.0099"]
+           "--min-syn-lr", "0.0099", "--step-pool", "3"]
 
 
 def _argv(iterations: int) -> list[str]:
@@ -72,6 +72,26 @@ def test_soft_labels_start_on_their_class_and_the_start_epochs_ramp_up(tmp_path,
         distiller.state.iteration = iteration
         bounds.append(distiller.start_epoch_bound())
     assert bounds == [1, 1, 1, 1, 2, 2]
+
+
+def test_a_step_pool_fixes_the_student_batches_for_the_run(tmp_path, tiny_experts):
+    values = {"data": "fashion-mnist", "out": str(tmp_path), "experts_dir": str(tiny_experts / "experts"),
+              "texture": True, "canvas_samples": 2, "syn_steps": 2, "step_pool": 3, "max_start_epoch": 2,
+              "expert_epochs": 1}
+    args = distill_cli()
+    values.update(data_dir=args[args.index("--data-dir") + 1], res=int(args[args.index("--res") + 1]),
+                  width=int(args[args.index("--width") + 1]))
+    distiller = Distiller(build_config(DistillConfig, values))
+    pool = distiller.step_pool
+    assert len(set(pool)) == 3
+    drawn = {tuple(distiller.draw_problem()[2].step_seeds) for _ in range(20)}
+    assert drawn == {tuple(pool[:2]), tuple(pool[1:])}  # two consecutive batches of the pool, either run
+    assert Distiller(build_config(DistillConfig, values)).step_pool == pool  # a resumed run finds the same pool
+    values.update(step_pool=2)
+    distiller = Distiller(build_config(DistillConfig, values))
+    assert all(distiller.draw_problem()[2].step_seeds == distiller.step_pool for _ in range(5))  # P = N: fixed
+    with pytest.raises(ConfigError, match=r"--step-pool must be 0 or ≥ --syn-steps \(2\), got 1"):
+        DistillConfig(syn_steps=2, step_pool=1)
 
 
 def test_a_label_field_needs_texture_mode_and_soft_labels():

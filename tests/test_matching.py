@@ -5,7 +5,14 @@ from conftest import tiny_flat
 from texdistill.config import GRAD_MODES, MATCH_LOSSES, DistillConfig
 from texdistill.method import matching
 from texdistill.method.augment import DSAConfig
-from texdistill.method.matching import COMPILABLE_KERNELS, EAGER_KERNELS, GRADIENT_MODES, MatchProblem, Student, match
+from texdistill.method.matching import (
+    COMPILABLE_KERNELS,
+    EAGER_KERNELS,
+    GRADIENT_MODES,
+    MatchProblem,
+    Student,
+    match,
+)
 from texdistill.method.synthetic import ImageSet, TextureCanvas
 
 

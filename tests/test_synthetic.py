@@ -2,11 +2,11 @@ import pytest
 import torch
 from conftest import tiny_flat
 
+from texdistill.method.initial import collage
 from texdistill.method.synthetic import (
     ImageSet,
     TextureCanvas,
     build_synthetic,
-    collage,
     from_state,
     on_own_class,
     wrap_crops,

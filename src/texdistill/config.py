@@ -220,10 +220,11 @@ class DistillConfig(CommonConfig):
                                 "iterations match the easy early epochs; 0 = the whole range from the start")
     soft_labels: bool = option(False, "learn a soft label per image / canvas (class logits, initialised from "
                                       "the experts' logits, DATM): the student trains on their softmax")
-    label_field: bool = option(False, "texture mode with --soft-labels: a soft-label field over each canvas instead "
-                                      "of one label per canvas; a crop's label is the softmax of the field's mean "
-                                      "over the crop's window, initialised from an expert's logits on the crop "
-                                      "centred at each pixel (README: on the demo it scores below hard labels)")
+    label_field: bool = option(False, "texture mode with --soft-labels: a label field per canvas; a crop's label is "
+                                      "the softmax of the field's mean over its window (from an expert's logits)")
+    step_pool: int = option(0, "the student's N batches of an iteration (crops or images, DSA) are a random run of N "
+                               "consecutive ones of this many fixed for the run (= --syn-steps: the same N "
+                               "every iteration); 0 = fresh batches (MTT)")
     lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
     ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
                                    "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
@@ -286,6 +287,8 @@ class DistillConfig(CommonConfig):
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
         _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
+        _require(not 0 < self.step_pool < self.syn_steps,
+                 f"--step-pool must be 0 or ≥ --syn-steps ({self.syn_steps}), got {self.step_pool}")
         _require(not self.label_field or (self.texture and self.soft_labels),
                  "--label-field is a soft-label field over texture canvases: it needs --texture and --soft-labels")
         _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")

@@ -34,6 +34,8 @@ from texdistill.rundir import RunLock, continue_existing
 
 log = logging.getLogger(__name__)
 
+STEP_POOL_SEED = 9_001  # --step-pool's seeds come from a generator seeded with --seed + this
+
 
 class Distiller:
     """The algorithm: draw a problem, match, update. `run()` reads top to bottom."""
@@ -75,6 +77,10 @@ class Distiller:
         if cfg.grad_mode != "unroll":
             log.info("%s keeps the graphs of its last %d of %d student steps (--kept-steps %s)", cfg.grad_mode,
                      self.student.kept_steps, cfg.syn_steps, cfg.kept_steps)
+        # --step-pool P: the student's batches (their crops or images and their DSA) come from P seeds fixed for
+        # the run, drawn from a generator of their own (so a resumed run finds the same pool)
+        pool_generator = torch.Generator().manual_seed(cfg.seed + STEP_POOL_SEED)
+        self.step_pool = [random_seed(pool_generator) for _ in range(cfg.step_pool)]
         self.recognition = None
         if cfg.recognition_lr:
             self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,
@@ -123,7 +129,11 @@ class Distiller:
         start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
         start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
                                                                        start_epoch + cfg.expert_epochs))
-        seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
+        if self.step_pool:  # a random run of N consecutive batches of the pool (P = N: always all, in order)
+            first = int(torch.randint(len(self.step_pool) - cfg.syn_steps + 1, (1,), generator=g))
+            seeds = self.step_pool[first:first + cfg.syn_steps]
+        else:
+            seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
         return expert, start_epoch, MatchProblem(start, target, seeds, cfg.match_loss, tuple(self.flat.numels))
 
     def start_epoch_bound(self) -> int:
