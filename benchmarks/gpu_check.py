@@ -8,8 +8,9 @@ Checks, each in a fresh process where it matters:
  2. `texdistill demo --quick` on the device: completes, accuracy and wearability;
  3. remat (every step replayed, and every step kept) == unroll on the device (float32), and remat on the device
     vs unroll in float64 on the CPU; remat with its kernels compiled by Inductor (what --compile auto turns on at
-    paper scale) vs eager remat;
- 4. a distillation stopped at its checkpoint and resumed equals an uninterrupted one (every checkpoint tensor);
+    paper scale) vs eager remat; the Fourier parameterisation's FFT round trip and pulled-back gradient vs float64;
+ 4. a distillation (--parameterisation fourier) stopped at its checkpoint and resumed equals an uninterrupted one
+    (every checkpoint tensor);
  5. `texdistill bench` at the ImageSquawk-texture shape (--quick: the demo's) at 20/40/80 steps: s/it, peak memory;
  6. two processes under torchrun on the one device (NCCL; gloo when NCCL refuses two ranks on one GPU).
 A failing check is a row that says so; the script goes on with the others and exits 1 if any failed.
@@ -99,6 +100,21 @@ def gradients(device: str) -> tuple[bool, str]:
         f"pixel grad: remat vs unroll {vs_unroll:.1e} (steps kept: {kept_vs_unroll:.1e}), vs float64 {vs_f64:.1e}")
 
 
+@check("fourier: coefficient grad, vs float64")
+def fourier(device: str) -> tuple[bool, str]:
+    """--parameterisation fourier on the device: the FFT round trip and the pulled-back gradient vs float64 (CPU)."""
+    from texdistill.method.matching import match
+
+    grads = []
+    for on, dtype in ((device, "float32"), ("cpu", "float64")):
+        student, canvas, eta, p = tiny_problem(on, dtype)
+        canvas.use_fourier(0.5)
+        round_trip = relative(canvas.fourier.render(canvas.fourier.coefficients(canvas.pixels)), canvas.pixels)
+        grads.append(canvas.pull_back(match("remat", student, canvas, eta, p).pixel_grad))
+    vs_f64 = relative(grads[0], grads[1])
+    return vs_f64 < 1e-3 and round_trip < 1e-5, f"round trip {round_trip:.1e}; coefficient grad vs float64 {vs_f64:.1e}"
+
+
 @check("remat compiled (Inductor) == eager")
 def compiled(device: str) -> tuple[bool, str]:
     """What --compile auto turns on at paper scale: the torch.func kernels through Inductor, on the device."""
@@ -121,8 +137,9 @@ def resume(device: str, out: Path) -> tuple[bool, str]:
     common = ["--preset", "demo-quick", "--device", device, "--experts-dir", str(out / "demo" / "experts"),
               "--ckpt-every", "3"]
     for name, stops in (("straight", [6]), ("resumed", [3, 6])):
-        for iterations in stops:
-            result = texdistill("distill", *common, "--iterations", str(iterations), "--out", str(out / name))
+        for iterations in stops:  # with the Fourier parameterisation: its coefficients and buffers resume too
+            result = texdistill("distill", *common, "--parameterisation", "fourier", "--iterations", str(iterations),
+                                "--out", str(out / name))
             if result.returncode:
                 return False, result.stderr.strip().splitlines()[-1]
     a, _ = load_tensors(out / "straight" / "checkpoint.safetensors")
@@ -168,6 +185,7 @@ def main() -> None:
         environment(args.device)
         demo(args.device, out)
         gradients(args.device)
+        fourier(args.device)
         compiled(args.device)
         resume(args.device, out)
         bench(args.device, out, args.quick)

@@ -201,9 +201,16 @@ class DistillConfig(CommonConfig):
     ipc: int = option(1, "images per class (image mode)")
     canvas_size: float = option(2.0, "texture mode: canvas side / crop side (the paper: 2)")
     canvas_samples: int = option(1, "texture mode: random wrap-around crops per canvas per student step")
-    init: str = option("real", "initial pixels: 'real' images (texture: a collage of real images), "
-                               "'real-tiled' (texture: one real image repeated) or Gaussian 'noise'",
-                       choices=("real", "noise", "real-tiled"))
+    init: str = option("real", "initial pixels: 'real' images (texture: a collage of real images), 'quilt' "
+                               "(texture: real images joined along minimum-error cuts on the torus: no straight "
+                               "edges), 'real-tiled' (texture: one real image repeated) or Gaussian 'noise'",
+                       choices=("real", "noise", "real-tiled", "quilt"))
+    parameterisation: str = option("pixels", "what is learned: the 'pixels' (MTT), or 'fourier' coefficients of "
+                                             "each image/canvas scaled by 1/frequency^α (periodic: no seam can form; "
+                                             "low frequencies move first, speckle is damped)",
+                                   choices=("pixels", "fourier"))
+    fourier_alpha: float = option(0.5, "--parameterisation fourier: the exponent α of the 1/frequency^α scale "
+                                       "(0 = the pixels' own steps; larger = smoother)")
     iterations: int = option(1000, "distillation iterations (MTT: 5000; textures converge over 10^4)")
     syn_steps: int = option(20, "student SGD steps per iteration (N); more = better match, more compute")
     expert_epochs: int = option(2, "expert epochs the student must cover in syn_steps steps (M)")
@@ -287,6 +294,7 @@ class DistillConfig(CommonConfig):
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
         _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
+        _require(self.fourier_alpha >= 0, f"--fourier-alpha must be ≥ 0, got {self.fourier_alpha}")
         _require(not 0 < self.step_pool < self.syn_steps,
                  f"--step-pool must be 0 or ≥ --syn-steps ({self.syn_steps}), got {self.step_pool}")
         _require(not self.label_field or (self.texture and self.soft_labels),
@@ -306,7 +314,7 @@ class DistillConfig(CommonConfig):
         # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
         _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
                  f"one canvas per class (give it more pixels with --canvas-size)")
-        _require(self.texture or self.init != "real-tiled", "--init real-tiled tiles one real image over a canvas "
+        _require(self.texture or self.init not in ("real-tiled", "quilt"), f"--init {self.init} makes a canvas "
                  "(texture mode); in image mode use --init real or noise, or add --texture")
 
     @property

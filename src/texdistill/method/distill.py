@@ -60,10 +60,10 @@ class Distiller:
         # every random choice of the run (init, experts, start epochs, step seeds) comes from this generator
         generator = torch.Generator().manual_seed(cfg.seed)
         synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, generator, cfg.ipc,
-                                    cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn).to(self.device)
+                                    cfg.canvas_size, cfg.canvas_samples, cfg.batch_syn,
+                                    cfg.fourier_alpha if cfg.parameterisation == "fourier" else None).to(self.device)
         if cfg.clamp_pixels:  # noise starts displayable too
-            with torch.no_grad():
-                synthetic.pixels.copy_(self.space.project(synthetic.pixels, synthetic.periodic))
+            synthetic.assign_pixels(self.space.project(synthetic.pixels, synthetic.periodic))
         if cfg.soft_labels:  # DATM: an expert's logits at the last start epoch, each on its own class
             theta = self.bank.epochs(0, cfg.max_start_epoch)[0].to(self.device)
             synthetic.use_soft_labels(synthetic.expert_label_field(self.flat, theta) if cfg.label_field

@@ -23,7 +23,7 @@ from texdistill.method.judges import Judge, trained_on_real_data, wearability
 from texdistill.method.models import ModelSpec
 from texdistill.method.setfile import load_result, result_path
 from texdistill.method.synthetic import SyntheticSet
-from texdistill.method.torus import seam_metrics
+from texdistill.method.torus import VISIBLE, high_frequency_share, seam_metrics
 from texdistill.method.training import random_seed, sgd_step, top1_accuracy
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
@@ -31,6 +31,7 @@ from texdistill.storage import read_json, write_json
 log = logging.getLogger(__name__)
 
 EVAL_FILE = "eval.json"
+SPECKLE_CROPS = 64  # samples per class whose spectra measure speckle (and real images per class, the reference)
 
 
 def fresh_model(architecture: str, spec: ModelSpec) -> torch.nn.Module:
@@ -101,15 +102,43 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
     return accuracies
 
 
-def seam_report(sets: dict[str, list[SyntheticSet]], space: PixelSpace, class_names: list[str]) -> dict:
-    """Per set (one or more draws of it) and class: seam ratio and z-score of its canvases or tiled images."""
+def seam_report(sets: dict[str, list[SyntheticSet]], space: PixelSpace, class_names: list[str],
+                real: torch.Tensor | None = None) -> dict:
+    """Per set (one or more draws of it) and class: seam ratio and z-score of its canvases or tiled images, and for
+    canvases their straight edges anywhere (torus.edge_metrics); with `real` images (uint8) of the data set, the
+    set's speckle: the high-frequency share of its samples ÷ that of the real images (≈ 1: as real pictures)."""
     report = {}
     for name, draws in sets.items():
-        classes = {cls: seam_metrics(torch.cat([s.decoded(space, s.class_pixels(label)) for s in draws]))
+        crop = draws[0].crop if draws[0].periodic else None
+        classes = {cls: seam_metrics(torch.cat([s.decoded(space, s.class_pixels(label)) for s in draws]), crop)
                    for label, cls in enumerate(class_names)}
-        report[name] = {"classes": classes, **{key: statistics.mean(c[key] for c in classes.values())
-                                                for key in ("ratio", "z")}}
+        keys = classes[class_names[0]].keys()
+        report[name] = {"classes": classes, **{key: statistics.mean(c[key] for c in classes.values()) for key in keys}}
+        if real is not None:
+            samples = torch.cat([s.displayed_samples(space, SPECKLE_CROPS, seed)[0] for seed, s in enumerate(draws)])
+            report[name]["speckle"] = high_frequency_share(samples) / high_frequency_share(real)
     return report
+
+
+def real_sample(dataset: ImageDataset, per_class: int = SPECKLE_CROPS) -> torch.Tensor:
+    """uint8 real training images (per_class of each class, fixed draw): the reference of speckle."""
+    generator = torch.Generator().manual_seed(0)
+    picks = []
+    for label in range(dataset.num_classes):
+        pool = dataset.images_of_class(label)
+        picks.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
+    return torch.cat(picks)
+
+
+def look_line(name: str, look: dict) -> str:
+    """One log line of a set's look: seams, straight edges, speckle, each with its verdict."""
+    parts = [f"seams ratio {look['ratio']:.2f} z {look['z']:.1f}"]
+    if "edge_z" in look:
+        parts.append(f"edges z {look['edge_z']:.1f} (at tile borders {look['tile_edge_z']:.1f})")
+    if "speckle" in look:
+        parts.append(f"speckle {look['speckle']:.2f}× real")
+    seen = any(look[key] > limit for key, limit in VISIBLE.items() if key in look)
+    return f"look of {name:<22} " + ", ".join(parts) + (": edges visible" if seen else ": no visible edge")
 
 
 def summary(accuracies: list[float], lr: float) -> dict:
@@ -154,10 +183,9 @@ def run(cfg: EvalConfig) -> dict:
         # seams of the very sets the models train on (model i draws its set from model_seed + 1)
         results["seams"] = seam_report({name: [make_set(torch.Generator().manual_seed(model_seed(cfg, i) + 1))
                                                for i in range(cfg.num_models)] for name, (make_set, _) in sets.items()},
-                                       space, dataset.class_names)
-        for name, seams in results["seams"].items():
-            log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
-                     seams["z"])
+                                       space, dataset.class_names, real_sample(dataset))
+        for name, look in results["seams"].items():
+            log.info(look_line(name, look))
         if cfg.judge_list:
             results["wearability"] = _wearability(cfg, sets, dataset, space, device, took_part(meta))
         for architecture in cfg.model_list:

@@ -10,8 +10,10 @@ import torch
 
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import ConfigError
+from texdistill.method.quilt import quilt
 
-INITS = ("real", "noise", "real-tiled")
+INITS = ("real", "noise", "real-tiled", "quilt")
+QUILT_POOL = 32  # real images per class a quilt picks its patches from
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def init_pixels(kind: str, init: str, dataset: ImageDataset, space: PixelSpace, 
             blocks.append(torch.randn(1 if canvas else per_class, c, out_h, out_w, generator=generator))
         elif canvas is None:
             blocks.append(real_images(dataset, space, label, per_class, generator))
+        elif init == "quilt":
+            pool = real_images(dataset, space, label, QUILT_POOL, generator)
+            blocks.append(quilt(pool, canvas, generator).unsqueeze(0))
         else:
             count = 1 if init == "real-tiled" else math.ceil(out_h / h) * math.ceil(out_w / w)
             blocks.append(collage(real_images(dataset, space, label, count, generator), canvas).unsqueeze(0))

@@ -43,6 +43,7 @@ class OptimState:
     recognition_step: torch.Tensor | None = None  # the recognition step's Adam state (--recognition-lr)
     recognition_exp_avg: torch.Tensor | None = None
     recognition_exp_avg_sq: torch.Tensor | None = None
+    coefficients: torch.Tensor | None = None  # --parameterisation fourier: what the pixels are rendered from
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -68,9 +69,9 @@ class DistillState:
             self.opt_label = torch.optim.SGD([synthetic.label_logits], lr=cfg.lr_label, momentum=0.9)
         self.ema_pixels = synthetic.pixels.detach().clone() if cfg.ema_decay else None
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(syn_lr_init), device=device))
-        self.opt_img = torch.optim.SGD([synthetic.pixels], lr=cfg.lr_img, momentum=cfg.momentum_img)
+        self.opt_img = torch.optim.SGD([synthetic.learned], lr=cfg.lr_img, momentum=cfg.momentum_img)
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / syn_lr_init ** 2, momentum=0.5)
-        self.opt_rec = torch.optim.Adam([synthetic.pixels], lr=cfg.recognition_lr) if cfg.recognition_lr else None
+        self.opt_rec = torch.optim.Adam([synthetic.learned], lr=cfg.recognition_lr) if cfg.recognition_lr else None
         self.iteration = 0
         self.bad_steps = 0
         self.good = self.capture()  # the state the last finite step started from
@@ -89,17 +90,19 @@ class DistillState:
         """Apply a finite iteration: SGD on the pixels (then the recognition steps, when given: a function
         returning the objective to descend), on log η and on the soft labels; clamp, floor η, average.
         Returns what to add to the log record."""
-        cfg, pixels, record = self.cfg, self.synthetic.pixels, {}
+        cfg, synthetic, record = self.cfg, self.synthetic, {}
         self.bad_steps = 0
         self.good = self.capture()
-        pixels.grad = result.pixel_grad
+        synthetic.learned.grad = synthetic.pull_back(result.pixel_grad)
         self.log_syn_lr.grad = lr_grad.reshape(())
         self.opt_img.step()
+        synthetic.render()
         for _ in range(cfg.recognition_steps if recognition is not None else 0):
             with torch.enable_grad():
                 loss, record["recognition"] = recognition()
-                pixels.grad, = torch.autograd.grad(loss, pixels)
+                synthetic.learned.grad = synthetic.pull_back(torch.autograd.grad(loss, synthetic.pixels)[0])
             self.opt_rec.step()
+            synthetic.render()
         if cfg.clamp_pixels:
             self.project_pixels()
         self.opt_lr.step()
@@ -113,7 +116,7 @@ class DistillState:
             # with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so the early
             # average follows the pixels instead of holding on to the initial set for ~1/(1 − decay) iterations
             decay = min(cfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
-            self.ema_pixels.lerp_(pixels.detach(), 1 - decay)
+            self.ema_pixels.lerp_(synthetic.pixels.detach(), 1 - decay)
         return {k: float(v) for k, v in record.items()}
 
     def reject(self) -> dict:
@@ -128,7 +131,7 @@ class DistillState:
     def project_pixels(self) -> None:
         """Move the pixels to the nearest ones a PNG can show (--clamp-pixels)."""
         with torch.no_grad():
-            self.synthetic.pixels.copy_(self.space.project(self.synthetic.pixels, self.synthetic.periodic))
+            self.synthetic.assign_pixels(self.space.project(self.synthetic.pixels, self.synthetic.periodic))
 
     def result_set(self) -> SyntheticSet:
         """The set a run delivers: the last iterate, or with --ema-decay its moving average."""
@@ -139,16 +142,17 @@ class DistillState:
     # ---- capture / restore ---------------------------------------------------------------------
     def _live(self) -> dict[str, torch.Tensor]:
         """OptimState field → the tensor of this run it copies (absent: no soft labels / no EMA)."""
-        live = {"pixels": self.synthetic.pixels, "log_syn_lr": self.log_syn_lr,
+        live = {"pixels": self.synthetic.pixels, "coefficients": self.synthetic.coefficients,
+                "log_syn_lr": self.log_syn_lr,
                 "label_logits": self.synthetic.label_logits, "ema_pixels": self.ema_pixels}
         return {name: t for name, t in live.items() if t is not None}
 
     def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor, str]]:
         """OptimState optimiser field → (optimiser, the parameter it steps, the key of its state entry)."""
-        optimisers = {"momentum_img": (self.opt_img, self.synthetic.pixels, "momentum_buffer"),
+        optimisers = {"momentum_img": (self.opt_img, self.synthetic.learned, "momentum_buffer"),
                       "momentum_lr": (self.opt_lr, self.log_syn_lr, "momentum_buffer"),
                       "momentum_label": (self.opt_label, self.synthetic.label_logits, "momentum_buffer"),
-                      **{f"recognition_{key}": (self.opt_rec, self.synthetic.pixels, key)
+                      **{f"recognition_{key}": (self.opt_rec, self.synthetic.learned, key)
                          for key in ("step", "exp_avg", "exp_avg_sq")}}
         return {name: entry for name, entry in optimisers.items() if entry[0] is not None}
 

@@ -20,9 +20,11 @@ import torch.nn as nn
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import ConfigError
 from texdistill.method.initial import canvas_shape, init_pixels
+from texdistill.method.parameterisation import Fourier, colour_basis
 from texdistill.method.torus import image_grid, tile, wrap_crops
 from texdistill.method.transfer import to_device
 
+COLOUR_SAMPLE = 2048  # training images the Fourier colour basis is fitted on
 LABEL_INIT_PASSES = 4  # a canvas's soft label starts from its crops' logits: 4 times the crops it holds
 
 
@@ -53,6 +55,39 @@ class SyntheticSet(nn.Module):
         self.register_buffer("labels", labels)
         self.num_classes = num_classes
         self.label_logits: nn.Parameter | None = None
+        self.fourier: Fourier | None = None  # --parameterisation fourier: the pixels are rendered from
+        self.coefficients: nn.Parameter | None = None  # these coefficients, which are what is learned
+
+    # ---- what is learned: the pixels, or the coefficients they are rendered from (parameterisation.py) ----
+    def use_fourier(self, alpha: float, colour: torch.Tensor | None = None,
+                    coefficients: torch.Tensor | None = None) -> None:
+        """Learn Fourier coefficients from now on, starting at `coefficients` (default: those of the pixels)."""
+        self.fourier = Fourier(self.pixels.shape[2:], alpha, colour)
+        start = self.fourier.coefficients(self.pixels) if coefficients is None else coefficients
+        self.coefficients = nn.Parameter(start.to(self.pixels.device, self.pixels.dtype))
+        self.render()
+
+    @property
+    def learned(self) -> nn.Parameter:
+        """The tensor the optimisers step: the pixels, or the Fourier coefficients."""
+        return self.pixels if self.fourier is None else self.coefficients
+
+    def render(self) -> None:
+        """Bring the pixels up to date with the learned coefficients (nothing to do for free pixels)."""
+        if self.fourier is not None:
+            with torch.no_grad():
+                self.pixels.copy_(self.fourier.render(self.coefficients))
+
+    def pull_back(self, pixel_grad: torch.Tensor) -> torch.Tensor:
+        """The gradient to the learned tensor of a gradient to the pixels (exact: the map is linear)."""
+        return pixel_grad if self.fourier is None else self.fourier.pull_back(self.coefficients, pixel_grad)
+
+    def assign_pixels(self, pixels: torch.Tensor) -> None:
+        """Set the pixels (e.g. projected to displayable ones) and, with Fourier, the coefficients to match."""
+        with torch.no_grad():
+            self.pixels.copy_(pixels)
+            if self.fourier is not None:
+                self.coefficients.copy_(self.fourier.coefficients(pixels))
 
     def soft_label_shapes(self) -> list[tuple[int, ...]]:
         """The shapes soft-label logits may have: one row of class logits per item (and, for canvases, a field)."""
@@ -147,11 +182,14 @@ class SyntheticSet(nn.Module):
 
     def settings(self) -> dict:
         """JSON settings that, with the tensors, rebuild this set (see from_state)."""
-        return {"kind": self.kind, "num_classes": self.num_classes}
+        fourier = {} if self.fourier is None else {"fourier_alpha": self.fourier.alpha}
+        return {"kind": self.kind, "num_classes": self.num_classes, **fourier}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         soft = {} if self.label_logits is None else {"label_logits": self.label_logits.detach()}
-        return {"pixels": self.pixels.detach(), "labels": self.labels, **soft}
+        learned = {} if self.fourier is None else {"coefficients": self.coefficients.detach()}
+        colour = {} if self.fourier is None or self.fourier.colour is None else {"colour": self.fourier.colour}
+        return {"pixels": self.pixels.detach(), "labels": self.labels, **soft, **learned, **colour}
 
 
 class ImageSet(SyntheticSet):
@@ -327,18 +365,25 @@ def on_own_class(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def build_synthetic(texture: bool, init: str, dataset: ImageDataset, space: PixelSpace, generator: torch.Generator,
                     ipc: int = 1, canvas_size: float = 2.0, canvas_samples: int = 1,
-                    batch: int | None = None) -> SyntheticSet:
-    """A fresh ImageSet (ipc per class) or TextureCanvas (canvas_size × crop) initialised from `init`."""
+                    batch: int | None = None, fourier_alpha: float | None = None) -> SyntheticSet:
+    """A fresh ImageSet (ipc per class) or TextureCanvas (canvas_size × crop) initialised from `init`; with
+    `fourier_alpha`, learned as Fourier coefficients (noise then starts as noise coloured by 1/f^α)."""
     crop = dataset.image_size
     k = dataset.num_classes
     if texture:
         canvas = canvas_shape(crop, canvas_size)
         pixels = init_pixels("texture", init, dataset, space, 1, canvas, generator)
-        return TextureCanvas(pixels, torch.arange(k), k, crop, canvas_samples)
-    if ipc < 1:
-        raise ConfigError(f"--ipc (images per class) must be ≥ 1, got {ipc}")
-    pixels = init_pixels("images", init, dataset, space, ipc, None, generator)
-    return ImageSet(pixels, torch.arange(k).repeat_interleave(ipc), k, batch)
+        synthetic = TextureCanvas(pixels, torch.arange(k), k, crop, canvas_samples)
+    else:
+        if ipc < 1:
+            raise ConfigError(f"--ipc (images per class) must be ≥ 1, got {ipc}")
+        pixels = init_pixels("images", init, dataset, space, ipc, None, generator)
+        synthetic = ImageSet(pixels, torch.arange(k).repeat_interleave(ipc), k, batch)
+    if fourier_alpha is not None:
+        colour = colour_basis(space.encode(dataset.train_images[:COLOUR_SAMPLE])) if dataset.channels > 1 else None
+        fourier = Fourier(pixels.shape[2:], fourier_alpha, colour)
+        synthetic.use_fourier(fourier_alpha, colour, fourier.noise_start(pixels) if init == "noise" else None)
+    return synthetic
 
 
 def from_state(settings: dict, tensors: dict[str, torch.Tensor]) -> SyntheticSet:
@@ -350,4 +395,6 @@ def from_state(settings: dict, tensors: dict[str, torch.Tensor]) -> SyntheticSet
         synthetic = ImageSet(pixels, labels, k, settings.get("batch"))
     if "label_logits" in tensors:
         synthetic.use_soft_labels(tensors["label_logits"])
+    if "coefficients" in tensors:
+        synthetic.use_fourier(settings["fourier_alpha"], tensors.get("colour"), tensors["coefficients"])
     return synthetic

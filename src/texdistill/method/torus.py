@@ -55,7 +55,10 @@ def image_grid(images: torch.Tensor, columns: int | None = None, pad: int = 2) -
     return out
 
 
-# ---- seam metrics --------------------------------------------------------------------------------
+# ---- seam metrics ------------------------------------------------------------------------------
+VISIBLE = {"ratio": 1.5, "z": 3.0, "edge_z": 3.0, "tile_edge_z": 3.0}  # above these an edge shows
+
+
 def line_steps(canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean |Δ| across each column boundary (W,) and row boundary (H,) of a canvas (C, H, W).
 
@@ -89,10 +92,50 @@ def seam_zscore(canvas: torch.Tensor) -> float:
     return float(max(scores))
 
 
-def seam_metrics(units: torch.Tensor) -> dict[str, float]:
-    """Seam ratio and z-score averaged over tileable units (n, C, H, W): canvases, or images tiled."""
-    return {"ratio": sum(seam_ratio(u) for u in units) / len(units),
-            "z": sum(seam_zscore(u) for u in units) / len(units)}
+def robust_z(lines: torch.Tensor) -> torch.Tensor:
+    """Each line's value (n,) in robust z-units of all the *other* lines: (v − median) / (1.4826 · MAD); where
+    more than half the other lines are alike (MAD 0: e.g. a black background) the mean absolute deviation
+    (× 1.2533, its normal consistency factor) stands in for the MAD."""
+    scores = torch.empty_like(lines)
+    for i in range(len(lines)):
+        others = torch.cat([lines[:i], lines[i + 1:]])
+        deviation = (others - others.median()).abs()
+        scale = 1.4826 * deviation.median() if deviation.median() > 0 else 1.2533 * deviation.mean()
+        scores[i] = (lines[i] - others.median()) / scale.clamp_min(1e-12)
+    return scores
+
+
+def edge_metrics(canvas: torch.Tensor, crop: tuple[int, int]) -> dict[str, float]:
+    """Straight edges anywhere on a canvas (C, H, W): the largest robust z of the mean |Δ| across any row or column
+    boundary (`edge_z`), and across those at multiples of the crop side (`tile_edge_z`: where a collage's blocks
+    meet, the wrap seam included). Invisible: ≲ 3."""
+    cols, rows = (robust_z(lines) for lines in line_steps(canvas))
+    at_tiles = [lines[side - 1::side] for lines, side in ((cols, crop[1]), (rows, crop[0]))]
+    return {"edge_z": float(torch.cat([cols, rows]).max()), "tile_edge_z": float(torch.cat(at_tiles).max())}
+
+
+def seam_metrics(units: torch.Tensor, crop: tuple[int, int] | None = None) -> dict[str, float]:
+    """Seam ratio and z-score averaged over tileable units (n, C, H, W): canvases, or images tiled; with the
+    `crop` of a canvas also its straight edges (edge_metrics), the largest over the units."""
+    metrics = {"ratio": sum(seam_ratio(u) for u in units) / len(units),
+               "z": sum(seam_zscore(u) for u in units) / len(units)}
+    if crop is not None:
+        edges = [edge_metrics(u, crop) for u in units]
+        metrics.update({key: max(e[key] for e in edges) for key in ("edge_z", "tile_edge_z")})
+    return metrics
+
+
+HALF_NYQUIST = 0.25  # cycles per pixel
+
+
+def high_frequency_share(images: torch.Tensor) -> float:
+    """The share of the spectral power of images (B, C, H, W) (grey levels, each image's mean removed) that lies
+    above half the Nyquist frequency (radially): pixel-level speckle raises it."""
+    grey = images.double().mean(dim=1)
+    power = torch.fft.fft2(grey - grey.mean(dim=(1, 2), keepdim=True)).abs().pow(2).sum(0)  # (H, W)
+    fy = torch.fft.fftfreq(grey.shape[1], dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.fftfreq(grey.shape[2], dtype=torch.float64).view(1, -1)
+    return float(power[(fy ** 2 + fx ** 2).sqrt() > HALF_NYQUIST].sum() / power.sum().clamp_min(1e-12))
 
 
 def quantize(x: torch.Tensor, white: float = 1.0) -> torch.Tensor:

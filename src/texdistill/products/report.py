@@ -16,6 +16,7 @@ from texdistill import __version__
 from texdistill.commands import ReportConfig
 from texdistill.method.evaluate import EVAL_FILE, seam_report
 from texdistill.method.setfile import load_result
+from texdistill.method.torus import VISIBLE
 from texdistill.products import mockup
 from texdistill.products.export import evolution, evolution_strip
 from texdistill.products.svgplot import bar_chart, line_chart
@@ -28,7 +29,6 @@ STRIP_FRAMES = 8
 ANIMATION_FRAMES = 30  # snapshots in each embedded animation at most (keeps the page small)
 TILE_MIN_PX = 128  # CSS tiles are shown enlarged by an integer factor to at least this side
 PREVIEW_MAX_PX = 360  # previews are enlarged by the same factor, but not beyond this width
-VISIBLE = {"ratio": 1.5, "z": 3.0}  # seam values above these are marked in the table
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #222; }
@@ -153,21 +153,29 @@ def wearability_section(wear: dict | None, names: list[str]) -> str:
             + f'<table id="wearability-table"><thead><tr><th>class</th>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
+LOOK_COLUMNS = {"ratio": ("ratio", 2), "z": ("z", 1), "edge_z": ("edges z", 1), "tile_edge_z": ("tile z", 1)}
+
+
 def seam_section(seams: dict, names: list[str]) -> str:
     sets = list(seams)
-    head = "".join(f'<th colspan="2">{html.escape(s)}</th>' for s in sets)
-    sub = "<th></th>" + "<th>ratio</th><th>z</th>" * len(sets)
+    keys = {s: [k for k in LOOK_COLUMNS if k in seams[s]] for s in sets}
+    head = "".join(f'<th colspan="{len(keys[s])}">{html.escape(s)}</th>' for s in sets)
+    sub = "<th></th>" + "".join(f"<th>{LOOK_COLUMNS[k][0]}</th>" for s in sets for k in keys[s])
     body = ""
     for cls in [*names, None]:
         cells = ""
         for s in sets:
             values = seams[s]["classes"][cls] if cls else seams[s]
-            for key, digits in (("ratio", 2), ("z", 1)):
+            for key in keys[s]:
                 mark = ' class="visible"' if values[key] > VISIBLE[key] else ""
-                cells += f"<td{mark}>{values[key]:.{digits}f}</td>"
+                cells += f"<td{mark}>{values[key]:.{LOOK_COLUMNS[key][1]}f}</td>"
         body += f"<tr><td>{html.escape(cls) if cls else '<b>mean</b>'}</td>{cells}</tr>"
+    speckled = [s for s in sets if "speckle" in seams[s]]
+    speckle = ("" if not speckled else '<table id="speckle-table"><thead><tr><th></th>'
+               + "".join(f"<th>{html.escape(s)}</th>" for s in speckled) + "</tr></thead><tbody><tr><td>speckle</td>"
+               + "".join(f"<td>{seams[s]['speckle']:.2f}</td>" for s in speckled) + "</tr></tbody></table>")
     return (f'<table id="seam-table"><thead><tr><th>class</th>{head}</tr><tr>{sub}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+            f"<tbody>{body}</tbody></table>" + speckle)
 
 
 def class_section(label: int, name: str, synthetic, space, seams: dict, evolution_frames) -> str:
@@ -229,7 +237,11 @@ def build(run_dir: str | Path, live: bool = False) -> str:
         "(last → first column and row) ÷ the same between neighbouring interior columns and rows; ≈ 1 means the "
         "seam is statistically invisible, ≫ 1 a visible edge. <b>z</b>: how many standard deviations the mean "
         "difference across the stronger seam lies above that of the interior lines; |z| ≲ 3 is invisible. "
-        f"Red: ratio &gt; {VISIBLE['ratio']} or z &gt; {VISIBLE['z']:g}. Baselines are measured on the real images "
+        "<b>edges z</b>: the strongest straight edge anywhere on a canvas, across any row or column, in robust "
+        "z-units (median, 1.4826·MAD) of all other lines; <b>tile z</b>: the same only where a collage's blocks "
+        "meet (multiples of the crop side). <b>speckle</b>: the share of spectral power above half Nyquist in "
+        "random crops ÷ that share in real images of the data set (≈ 1: as fine-grained as real pictures). "
+        f"Red: ratio &gt; {VISIBLE['ratio']} or a z &gt; {VISIBLE['z']:g}. Baselines are measured on the real images "
         "they are made of (tiled), averaged over the draws the evaluation trained on.</p>"
         + seam_section(seams, names),
         "<h2>Distillation</h2>" + (figure_tag(plot, "image/svg+xml", "training curves", "from log.jsonl")

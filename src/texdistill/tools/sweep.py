@@ -158,7 +158,10 @@ def _result(run_dir: Path) -> dict[str, Any]:
             "architectures": {a: accuracies(sets) for a, sets in results.get("architectures", {}).items()},
             "wear": {name: {"mean": w["mean"], "min": w["min"]} for name, w in wear.items()},
             "seams": {name: {"ratio_max": max(c["ratio"] for c in s["classes"].values()),
-                             "z_max": max(c["z"] for c in s["classes"].values())} for name, s in seams.items()},
+                             "z_max": max(c["z"] for c in s["classes"].values()),
+                             **({"edge_z_max": max(c["edge_z"] for c in s["classes"].values())}
+                                if "edge_z" in s else {}),
+                             **({"speckle": s["speckle"]} if "speckle" in s else {})} for name, s in seams.items()},
             "syn_lr": tail[-1]["syn_lr"] if tail else None,
             "loss": statistics.mean(r["loss"] for r in tail) if tail else None}
 
@@ -179,12 +182,14 @@ def table(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     sets = list(dict.fromkeys(name for r in records for name in r["result"]["sets"]))
     distilled = [r["result"]["sets"]["distilled"] for r in records if "distilled" in r["result"]["sets"]]
     best = max(distilled, key=lambda s: s["mean"], default=None)
-    head = ["row", "changes", *sets, "wear min", "seam ratio max", "seam z max", "η end", "loss end",
+    head = ["row", "changes", *sets, "wear min", "seam ratio max", "seam z max", "edge z max", "speckle", "η end",
+            "loss end",
             "distill s", "eval s", "CPU s"]
     lines = [f"preset `{spec.get('preset')}`, base {json.dumps(spec.get('base', {}))}; accuracy: mean ± sample std "
              f"over the models (n); ≈: within the combined std of the best distilled row (not different); w: "
              f"wearability by the independent judges (mean over classes; wear min: the distilled set's worst class); "
-             f"seams: the worst class of the distilled set; s: wall seconds, CPU s: process CPU seconds of "
+             f"seams and edges (any straight row/column edge, robust z): the worst class of the distilled set; speckle: "
+             f"its crops' high-frequency power share ÷ real images'; s: wall seconds, CPU s: process CPU seconds of "
              f"distill + evaluate", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
@@ -195,7 +200,9 @@ def table(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
                   for name in sets]
         seam = res.get("seams", {}).get("distilled")
         cells += [f"{wear['distilled']['min']:.2f}" if "distilled" in wear else "",
-                  f"{seam['ratio_max']:.2f}" if seam else "", f"{seam['z_max']:.1f}" if seam else ""]
+                  f"{seam['ratio_max']:.2f}" if seam else "", f"{seam['z_max']:.1f}" if seam else "",
+                  f"{seam['edge_z_max']:.1f}" if seam and "edge_z_max" in seam else "",
+                  f"{seam['speckle']:.2f}" if seam and "speckle" in seam else ""]
         cells += [f"{res['syn_lr']:.3g}" if res["syn_lr"] else "", f"{res['loss']:.3f}" if res["loss"] else "",
                   f"{r['distill']['wall_s']:.0f}", f"{r['evaluate']['wall_s']:.0f}",
                   f"{r['distill']['cpu_s'] + r['evaluate']['cpu_s']:.0f}"]
