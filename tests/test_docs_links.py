@@ -13,8 +13,8 @@ PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 300
 
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target "title")
-HTML_SRC = re.compile(r"<(?:img|a)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"", re.I)
-HTML_ID = re.compile(r"<[a-z]+\b[^>]*?\b(?:id|name)=\"([^\"]+)\"", re.I)
+HTML_SRC = re.compile(r"<(?:img|a)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
+HTML_ID = re.compile(r"<[a-z]+\b[^>]*?\b(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
 
 
 def prose(text: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_the_checker_sees_links_and_skips_code(tmp_path):
 def test_every_relative_link_resolves(page):
     broken = []
     for number, target in links(page):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("//"):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("//"):
             continue  # https:, mailto: … are not checked offline
         file, _, anchor = target.partition("#")
         path = (page.parent / unquote(file)).resolve() if file else page
