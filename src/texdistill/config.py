@@ -49,7 +49,7 @@ class CommonConfig:
     data: str = option("fashion-demo", "dataset: 'fashion-demo' (embedded, offline), 'fashion-mnist', 'cifar10', "
                                        "'cifar100', 'tinyimagenet', an ImageNet subset ('imagenette', 'imagewoof', "
                                        "'imagemeow', 'imagesquawk', 'imagefruit', 'imageyellow') or 'folder' (your "
-                                       "own class sub-folders); README 'Your own data' shows each layout")
+                                       "own class sub-folders); docs/data.md shows each layout")
     data_dir: str | None = option(None, "folder with the dataset files (not needed for fashion-demo)")
     res: int | None = option(None, "resize images to res×res (shorter side, then centre crop); default: the "
                                    "dataset's own size (28, 32, 64), 128 for ImageNet subsets and folders")
@@ -170,7 +170,7 @@ class ExpertsConfig(CommonConfig):
                                "slower at the same lr)", choices=HEADS)
     precision: str = option("float32", "arithmetic of expert training: 'bfloat16' runs the network under autocast, "
                                        "the trajectories stay float32 (2 AVX-512-BF16 CPU cores: the network 1.25× "
-                                       "faster, a whole epoch 1.02×; README 'Expert training')", choices=PRECISIONS)
+                                       "faster, a whole epoch 1.02×; docs/performance.md)", choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -183,7 +183,7 @@ class ExpertsConfig(CommonConfig):
 
 GRAD_MODES = tuple(GRADIENT_MODES)
 MATCH_LOSSES = tuple(MATCH_LOSS_FUNCTIONS)
-COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, README "Gradient modes")
+COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, docs/gradient-modes.md)
 
 
 @dataclass
@@ -242,8 +242,8 @@ class DistillConfig(CommonConfig):
                                     "student cannot reach L ≈ 1 by standing still (texture mode); 0 = no floor")
     recognition_lr: float = option(0.0, "texture mode: after each MTT update, Adam steps with this lr on the "
                                         "recognisers' cross-entropy of random crops plus a batch-statistics prior, "
-                                        "so every crop reads as its class (README 'Textures that read as their "
-                                        "class'); 0 = MTT alone")
+                                        "so every crop reads as its class (docs/study.md 'Textures that read as "
+                                        "their class'); 0 = MTT alone")
     recognizers: str = option("convnet-bn", "architecture of the recognisers (trained on the real data, cached); "
                                             "the judges of wearability must be of other architectures")
     recognition_models: int = option(2, "recognisers (one seed each)")
@@ -259,7 +259,8 @@ class DistillConfig(CommonConfig):
     grad_mode: str = option("remat", "how the gradient through the student is computed: 'remat' is exact; it "
                                      "replays steps backwards instead of keeping their graphs, as many as "
                                      "--kept-steps says; 'unroll' keeps the whole graph (exact, memory grows with "
-                                     "syn_steps); 'first-order' drops the student's Hessian (approximate; README)",
+                                     "syn_steps); 'first-order' drops the student's Hessian (approximate; "
+                                     "docs/gradient-modes.md)",
                             choices=GRAD_MODES)
     compile: str = option("auto", "torch.compile the per-step kernels of remat/first-order: faster per "
                                   "iteration (CPU: ~1.5–2×) after a one-off compile of 1–3 min (cached); "
@@ -339,7 +340,7 @@ class EvalConfig(CommonConfig):
                                 "std over them; 3 or more for a ± that means something)")
     models: str = option("convnet", "architectures to evaluate on, comma-separated: 'convnet' (the distillation's "
                                     "own), and for cross-architecture results convnet-bn, resnet18, resnet18-bn, "
-                                    "resnet10, vgg11, vgg11-bn, alexnet (README 'Cross-architecture')")
+                                    "resnet10, vgg11, vgg11-bn, alexnet (docs/study.md 'Cross-architecture')")
     eval_epochs: int = option(1000, "training epochs on the synthetic set (MTT: 1000; lr × 0.1 at half)")
     eval_lr: float | None = option(None, "SGD lr for the distilled set (default: the learned η)")
     eval_momentum: float = option(0.9, "SGD momentum")

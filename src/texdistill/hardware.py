@@ -1,7 +1,7 @@
 """How the device computes: exact float32 and deterministic kernels for the distillation and its benchmark.
 
 On a GPU, PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default, which turns remat's "exact"
-gradient into one with a few percent error (README "Gradient modes"), and several CUDA kernels it uses (cuDNN
+gradient into one with a few percent error (docs/gradient-modes.md), and several CUDA kernels it uses (cuDNN
 convolution backward, grid_sample backward, index_add_) are nondeterministic, so a resumed run would not equal
 an uninterrupted one. The CPU build computes in full float32 and deterministically anyway.
 """

@@ -13,7 +13,7 @@ from texdistill.errors import ConfigError
 # learning rate for all of our experts"), 5000 distillation iterations, 5 evaluation nets × 1000 epochs. The
 # per-setting values (syn_steps, expert_epochs, max_start_epoch, ZCA, lr_img, lr_lr, initial η = MTT's
 # distill.py --lr_teacher) come from MTT's README (cifar100-ipc1, ImageNet subsets) and the per-setting MTT
-# commands that reproductions list (see README, "Presets").
+# commands that reproductions list (see docs/presets.md).
 MTT_SCALE = {"width": 128, "num_experts": 100, "epochs": 50, "lr_teacher": 0.01, "batch_train": 256,
              "iterations": 5000, "num_models": 5, "eval_epochs": 1000}
 
@@ -40,7 +40,7 @@ DEMO_MTT = {"data": "fashion-demo", "out": "runs/demo-mtt", "width": 64,
             "snapshot_every": 25, "ckpt_every": 50,
             "num_models": 3, "eval_epochs": 300}
 # the demo: experts that saw rolled images (so the student can follow them from random-offset crops) and the
-# recognition step on displayable pixels (README "Textures that read as their class", row wrap50-rec05)
+# recognition step on displayable pixels (docs/study.md "Textures that read as their class", row wrap50-rec05)
 DEMO = {**DEMO_MTT, "out": "runs/demo", "wrap_shift": 0.5, "clamp_pixels": True, "recognition_lr": 0.05}
 
 # name → (one-line description, flat field → value overrides; each stage takes the fields it has)

@@ -57,7 +57,7 @@ class AvgPool2(nn.Module):
     loses its last row or column), computed as two pair sums over reshaped tensors (views where the layout
     allows): the same values, rounded differently, and on a CPU a cheaper backward and
     double backward — a kept student step took 0.90–0.99× the time it takes with nn.AvgPool2d in seven interleaved
-    runs of `python benchmarks/step_anatomy.py` (width 128, 32 px; README "Against the original MTT code")."""
+    runs of `python benchmarks/step_anatomy.py` (width 128, 32 px; docs/performance.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, C, H // 2, W // 2)
         b, c, h, w = x.shape

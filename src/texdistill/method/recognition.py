@@ -2,7 +2,7 @@
 
 Trajectory matching alone asks the student's *training* on the set to resemble the experts'. On centred objects
 (Fashion-MNIST) random-offset crops of a canvas cannot do that, and neither can the experts (instance norm,
-a flattening head) be taught to read such crops (README, "The study"). So each distillation iteration can add,
+a flattening head) be taught to read such crops (docs/study.md). So each distillation iteration can add,
 after MTT's update, `--recognition-steps` Adam steps (lr `--recognition-lr`) on
 
     R = mean_r CE(f_r(DSA(crops)), class) + γ · mean_r Σ_l (‖μ_l − μ̂_l‖ + ‖σ²_l − σ̂²_l‖)
