@@ -43,6 +43,8 @@ class CommonConfig:
     # options that may differ between a run and its resumption (everything else must match); where the
     # decoded dataset is cached changes nothing about it
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
+    # what an option added later was in effect before it existed, where that is not its default (resuming)
+    LEGACY: ClassVar[dict[str, Any]] = {"val_fraction": 0.0}
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -64,6 +66,10 @@ class CommonConfig:
                               "picture has patches on both sides; 0 = one centre crop per picture")
     background: str = option("white", "what transparent pixels (PNG artwork) are composited onto: white, black or "
                                       "#rrggbb")
+    val_fraction: float = option(0.1, "share of each class's training images held out as the validation split "
+                                      "(fixed: the same images whatever --seed; image files: by picture, before "
+                                      "--patches). Experts, distillation, recognisers and judges never see them; "
+                                      "`evaluate --split val` reports on them. 0: none (train on all, as before)")
     cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
@@ -97,6 +103,7 @@ class CommonConfig:
         _require(self.zca_eps > 0, f"--zca-eps must be > 0, got {self.zca_eps}")
         _require(self.classes is None or bool(self.class_list), "--classes needs at least one class name")
         _require(self.patches >= 0, f"--patches must be ≥ 0, got {self.patches}")
+        _require(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         background_rgb(self.background)  # one clear line for a colour it cannot read
         self.dsa_config()  # validates the strategy string
 
@@ -123,7 +130,8 @@ class CommonConfig:
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
         return {"name": self.data, "data_dir": self.data_dir, "res": self.res, "classes": self.class_list,
-                "holdout": self.holdout, "patches": self.patches, "background": self.background}
+                "holdout": self.holdout, "patches": self.patches, "background": self.background,
+                "val_fraction": self.val_fraction}
 
     @property
     def cache_path(self) -> Path | None:
@@ -145,7 +153,7 @@ class CommonConfig:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
-        saved = {**self.defaults(), **saved}  # an option added after `saved` was written had its default then
+        saved = {**self.defaults(), **self.LEGACY, **saved}  # an option added after `saved` was written: as then
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
         return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
 
@@ -343,6 +351,10 @@ class EvalConfig(CommonConfig):
                                            "experts' or the recognisers' architecture is left out; 'none' skips "
                                            "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
+    split: str = option("test", "the real images the fresh networks are tested on: 'test' (the dataset's test "
+                                "split: final numbers) or 'val' (the validation split, --val-fraction: choosing "
+                                "options; `texdistill sweep` rows use it unless a row says test)",
+                        choices=("val", "test"))
     wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
 
     def __post_init__(self) -> None:
