@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from texdistill.data.images import background_rgb
+from texdistill.data.source import DATA_HELP
 from texdistill.errors import ConfigError
 from texdistill.method.architectures import ARCHITECTURES
 from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
@@ -43,8 +44,7 @@ class CommonConfig:
     # options that may differ between a run and its resumption (everything else must match); where the
     # decoded dataset is cached changes nothing about it
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
-    # what an option added later was in effect before it existed, where that is not its default (resuming)
-    LEGACY: ClassVar[dict[str, Any]] = {"val_fraction": 0.0}
+    LEGACY: ClassVar[dict[str, Any]] = {"val_fraction": 0.0}  # in effect before the option existed (resuming)
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -59,17 +59,9 @@ class CommonConfig:
                                        "names; ImageNet: names or synset ids); default: all classes")
     holdout: float = option(0.1, "folder datasets without a val/ or test/ split: fraction of each class held out "
                                  "as the test set (0: none; evaluation then has nothing to test on)")
-    patches: int = option(0, "image-file datasets (folder, ImageNet subsets, tinyimagenet): cut this many random "
-                              "square crops from every picture — sides from --res up to the picture's shorter side, "
-                              "so several scales — instead of one centre crop; a few large photos per class become "
-                              "hundreds of training images. Pictures are split into train/test before, so no "
-                              "picture has patches on both sides; 0 = one centre crop per picture")
-    background: str = option("white", "what transparent pixels (PNG artwork) are composited onto: white, black or "
-                                      "#rrggbb")
-    val_fraction: float = option(0.1, "share of each class's training images held out as the validation split "
-                                      "(fixed: the same images whatever --seed; image files: by picture, before "
-                                      "--patches). Experts, distillation, recognisers and judges never see them; "
-                                      "`evaluate --split val` reports on them. 0: none (train on all, as before)")
+    patches: int = option(0, DATA_HELP["patches"])
+    background: str = option("white", "what transparent pixels (PNG art) are composited onto: white, black or #rrggbb")
+    val_fraction: float = option(0.1, DATA_HELP["val_fraction"])
     cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
@@ -129,9 +121,8 @@ class CommonConfig:
 
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
-        return {"name": self.data, "data_dir": self.data_dir, "res": self.res, "classes": self.class_list,
-                "holdout": self.holdout, "patches": self.patches, "background": self.background,
-                "val_fraction": self.val_fraction}
+        return {"name": self.data, "classes": self.class_list, **{k: getattr(self, k) for k in (
+                "data_dir", "res", "holdout", "patches", "background", "val_fraction")}}
 
     @property
     def cache_path(self) -> Path | None:
@@ -351,10 +342,7 @@ class EvalConfig(CommonConfig):
                                            "experts' or the recognisers' architecture is left out; 'none' skips "
                                            "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
-    split: str = option("test", "the real images the fresh networks are tested on: 'test' (the dataset's test "
-                                "split: final numbers) or 'val' (the validation split, --val-fraction: choosing "
-                                "options; `texdistill sweep` rows use it unless a row says test)",
-                        choices=("val", "test"))
+    split: str = option("test", DATA_HELP["split"], choices=("val", "test"))
     wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
 
     def __post_init__(self) -> None:

@@ -23,6 +23,21 @@ ALL_SPLITS = ("train", "val", "test")  # and the datasets they make: "val" is ca
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
+# the help of the data options of the stages' configs (config.py) that this layer gives meaning to
+DATA_HELP = {
+    "patches": "image-file datasets (folder, ImageNet subsets, tinyimagenet): cut this many random square crops from "
+               "every picture — sides from --res up to the picture's shorter side, so several scales — instead of "
+               "one centre crop; a few large photos per class become hundreds of training images. Pictures are split "
+               "into train/val/test before, so no picture has patches on two sides; 0 = one centre crop per picture",
+    "val_fraction": "share of each class's training images held out as the validation split (fixed: the same images "
+                    "whatever --seed; image files: by picture, before --patches). Experts, distillation, recognisers "
+                    "and judges never see them; `evaluate --split val` tests on them. 0: none (all train, as before)",
+    "split": "the real images the fresh networks are tested on: 'test' (the dataset's test split: final numbers) or "
+             "'val' (the validation split, --val-fraction: for choosing options; `texdistill sweep` rows use it "
+             "unless a row says \"split\": \"test\")",
+}
+
+
 @dataclass(frozen=True)
 class DataRequest:
     """Which dataset, where, and how: the options of CommonConfig that shape the data."""

@@ -58,6 +58,8 @@ def val_mask(labels: np.ndarray, class_names: list[str], fraction: float) -> np.
 def carve_arrays(arrays: Arrays, class_names: list[str], fraction: float) -> Arrays:
     """Arrays with "val" carved from "train" (both keep the order of the training arrays)."""
     images, labels = arrays["train"][0], np.asarray(arrays["train"][1])
+    if len(images) != len(labels):
+        return arrays  # ImageDataset says what is wrong with the files
     mask = val_mask(labels, class_names, fraction)
     return {**arrays, "train": (images[~mask], labels[~mask]), "val": (images[mask], labels[mask])}
 
