@@ -116,7 +116,7 @@ CASES = [
          "are ConvNets of width 4, depth 1, not width 8, depth 1; pass --width 4 --depth 1"),
     Case("experts of another resolution", lambda r, s: distill(r, "--res", "16"),
          "were trained on fashion-mnist (1×8×8, 10 classes), not fashion-mnist (1×16×16, 10 classes); pass "
-         "matching --data/--res or other --experts-dir"),
+         "matching --data/--res/--val-fraction or other --experts-dir"),
     Case("experts of another dataset", lambda r, s: distill(r, "--data", "fashion-demo", "--res", "8"),
          "were trained on fashion-mnist (1×8×8, 10 classes), not fashion-demo (1×8×8, 10 classes)"),
     Case("no experts", lambda r, s: distill(r, "--experts-dir", str(s)),

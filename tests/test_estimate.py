@@ -106,7 +106,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
         assert main([stage, "--dry-run", "--out", str(out), "--data", "folder", "--data-dir", str(tmp_path / "photos"),
                      "--res", "64", *extra]) == 0
         text = capsys.readouterr().out
-        assert "2 classes: bark, moss" in text and "10 train images" in text and "2 test images" in text
+        assert "2 classes: bark, moss" in text and "2 test images" in text
+        assert "8 train images" in text and "2 validation images" in text  # one picture per class: --val-fraction
         assert "3×64×64" in text and "trajectories" in text and "M parameters" in text
         for mode in ("unroll", "remat", "first-order"):
             assert mode in text

@@ -156,7 +156,7 @@ def test_under_torchrun_each_round_of_models_is_saved_before_the_next(monkeypatc
     cfg = EvalConfig(num_models=5, eval_epochs=1)
     saved: list[list[float]] = []
     accuracies = evaluate.evaluate_set("distilled", lambda g: None, None, 0.01,
-                                       SimpleNamespace(test_images=None, test_labels=None), None, cfg, None, [],
+                                       SimpleNamespace(split=lambda name: (None, None)), None, cfg, None, [],
                                        lambda accs: saved.append(list(accs)))
     expected = [evaluate.model_seed(cfg, i) / 1000 for i in range(5)]
     assert accuracies == expected

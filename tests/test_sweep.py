@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -18,7 +19,7 @@ def tiny_spec(path, rows, base=None):
 def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys):
     spec = tiny_spec(tmp_path / "spec.json", {"noise": {"init": "noise", "baselines": True},
                                                "images": {"texture": False, "init": "real"},
-                                               "wide": {"width": 6}})
+                                               "wide": {"width": 6}, "final": {"split": "test"}})
     out = tmp_path / "sweep"
     with one_thread():
         assert main(["sweep", str(spec), "--out", str(out), "--rows", "noise,images"]) == 0
@@ -29,12 +30,15 @@ def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys)
     rows = json.loads((out / "sweep.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["noise", "images"]
     assert 0 <= rows[0]["result"]["sets"]["distilled"]["mean"] <= 1
+    assert rows[0]["result"]["split"] == "val" and "accuracy on the validation split" in table  # rows judge on val
 
     before = (out / "noise" / "synthetic.safetensors").read_bytes()
     with one_thread():
         assert main(["sweep", str(spec), "--out", str(out)]) == 0  # finished rows are skipped, 'wide' runs
     assert (out / "noise" / "synthetic.safetensors").read_bytes() == before
     assert len(list(out.glob("experts-*"))) == 2 and "| wide | width=6 |" in (out / "sweep.md").read_text()
+    assert "| final (test) | split=test |" in (out / "sweep.md").read_text()  # unless a row says test
+    assert json.loads((out / "final" / "eval.json").read_text())["split"] == "test"
 
     # --table-only tabulates the finished rows whose values match this spec, with this spec's change columns
     other = tiny_spec(tmp_path / "other.json", {"noise": {"baselines": True, "init": "noise"},
@@ -77,3 +81,7 @@ def test_the_experts_folder_name_depends_only_on_options_off_their_defaults(tmp_
     assert experts_folder(tmp_path, {**values, "num_experts": 9}) != plain  # another expert count: its own
     assert experts_folder(tmp_path, {**values, "wrap_shift": 0.5}) != plain
     assert experts_folder(tmp_path, {**values, "iterations": 7}) == plain  # not an experts option
+    # experts without a validation split keep the folder they had before there was one; the default has its own
+    before = {"width": 8, "epochs": 2}  # the options off their defaults (fashion-demo is the default data)
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert experts_folder(tmp_path, {**values, "val_fraction": 0.0}) == tmp_path / f"experts-{digest}" != plain

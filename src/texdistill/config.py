@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from texdistill.data.images import background_rgb
+from texdistill.data.source import DATA_HELP
 from texdistill.errors import ConfigError
 from texdistill.method.architectures import ARCHITECTURES
 from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
@@ -43,6 +44,7 @@ class CommonConfig:
     # options that may differ between a run and its resumption (everything else must match); where the
     # decoded dataset is cached changes nothing about it
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
+    LEGACY: ClassVar[dict[str, Any]] = {"val_fraction": 0.0}  # in effect before the option existed (resuming)
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -57,13 +59,9 @@ class CommonConfig:
                                        "names; ImageNet: names or synset ids); default: all classes")
     holdout: float = option(0.1, "folder datasets without a val/ or test/ split: fraction of each class held out "
                                  "as the test set (0: none; evaluation then has nothing to test on)")
-    patches: int = option(0, "image-file datasets (folder, ImageNet subsets, tinyimagenet): cut this many random "
-                              "square crops from every picture — sides from --res up to the picture's shorter side, "
-                              "so several scales — instead of one centre crop; a few large photos per class become "
-                              "hundreds of training images. Pictures are split into train/test before, so no "
-                              "picture has patches on both sides; 0 = one centre crop per picture")
-    background: str = option("white", "what transparent pixels (PNG artwork) are composited onto: white, black or "
-                                      "#rrggbb")
+    patches: int = option(0, DATA_HELP["patches"])
+    background: str = option("white", "what transparent pixels (PNG art) are composited onto: white, black or #rrggbb")
+    val_fraction: float = option(0.1, DATA_HELP["val_fraction"])
     cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
@@ -97,6 +95,7 @@ class CommonConfig:
         _require(self.zca_eps > 0, f"--zca-eps must be > 0, got {self.zca_eps}")
         _require(self.classes is None or bool(self.class_list), "--classes needs at least one class name")
         _require(self.patches >= 0, f"--patches must be ≥ 0, got {self.patches}")
+        _require(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         background_rgb(self.background)  # one clear line for a colour it cannot read
         self.dsa_config()  # validates the strategy string
 
@@ -122,8 +121,8 @@ class CommonConfig:
 
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of texdistill.data.find_dataset / load_dataset (without the cache)."""
-        return {"name": self.data, "data_dir": self.data_dir, "res": self.res, "classes": self.class_list,
-                "holdout": self.holdout, "patches": self.patches, "background": self.background}
+        return {"name": self.data, "classes": self.class_list, **{k: getattr(self, k) for k in (
+                "data_dir", "res", "holdout", "patches", "background", "val_fraction")}}
 
     @property
     def cache_path(self) -> Path | None:
@@ -145,7 +144,7 @@ class CommonConfig:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
-        saved = {**self.defaults(), **saved}  # an option added after `saved` was written had its default then
+        saved = {**self.defaults(), **self.LEGACY, **saved}  # an option added after `saved` was written: as then
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
         return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
 
@@ -352,6 +351,7 @@ class EvalConfig(CommonConfig):
                                            "experts' or the recognisers' architecture is left out; 'none' skips "
                                            "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
+    split: str = option("test", DATA_HELP["split"], choices=("val", "test"))
     wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
 
     def __post_init__(self) -> None:

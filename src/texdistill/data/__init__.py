@@ -15,6 +15,7 @@ from texdistill.data.imagenet import SUBSETS, scan_imagenet_subset
 from texdistill.data.source import DataRequest, DatasetShape, Found, Reader, to_dataset
 from texdistill.data.space import PixelSpace
 from texdistill.data.tinyimagenet import scan_tinyimagenet
+from texdistill.data.validation import with_val
 from texdistill.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,16 +34,18 @@ READERS: dict[str, Reader] = {
 
 def find_dataset(name: str, data_dir: str | None = None, res: int | None = None,
                  classes: tuple[str, ...] | None = None, holdout: float = 0.1, patches: int = 0,
-                 background: str = "white") -> Found:
+                 background: str = "white", val_fraction: float = 0.0) -> Found:
     """Locate a dataset (see READERS) without decoding it: layout, classes, counts, source files."""
-    return _scan(DataRequest(name, data_dir, res, classes, holdout, patches, background))
+    return _scan(DataRequest(name, data_dir, res, classes, holdout, patches, background, val_fraction))
 
 
 def load_dataset(name: str, data_dir: str | None = None, res: int | None = None, *,
                  classes: tuple[str, ...] | None = None, holdout: float = 0.1, patches: int = 0,
-                 background: str = "white", cache_dir: str | Path | None = None) -> ImageDataset:
-    """Load a dataset by name, decoded once into `cache_dir` (memory-mapped afterwards) when given."""
-    request = DataRequest(name, data_dir, res, classes, holdout, patches, background)
+                 background: str = "white", val_fraction: float = 0.0,
+                 cache_dir: str | Path | None = None) -> ImageDataset:
+    """Load a dataset by name, decoded once into `cache_dir` (memory-mapped afterwards) when given; with
+    `val_fraction` > 0 that share of each class's training images is the validation split (data/validation.py)."""
+    request = DataRequest(name, data_dir, res, classes, holdout, patches, background, val_fraction)
     found = _scan(request)
     log.info("%s: %s", found.name, found.layout)
     if cache_dir is not None and found.cacheable:
@@ -57,7 +60,10 @@ def _scan(request: DataRequest) -> Found:
     if request.patches and not found.patched:
         raise DataError(f"--patches cuts crops from image files; {request.name} is stored as arrays of "
                         f"{found.res}-px images: drop --patches (it is for folder, ImageNet subsets, tinyimagenet)")
-    return found
+    if not 0 <= request.val_fraction < 1:
+        raise DataError(f"the validation fraction must be in [0, 1), got {request.val_fraction}")
+    # image-file readers carve it by picture (data/images.py); array readers here, per class
+    return found if found.patched else with_val(found, request.val_fraction)
 
 
 __all__ = ["DataRequest", "DatasetShape", "Found", "ImageDataset", "PixelSpace", "READERS", "find_dataset",

@@ -1,6 +1,7 @@
 """Decoded datasets cached as uint8 .npy files: memory-mapped on load (a second run starts in seconds), no pickle.
 
-One folder per (reader, source folder, resolution, class list, hold-out) under the cache directory. Its
+One folder per (reader, source folder, resolution, class list, hold-out, validation split) under the cache
+directory. Its
 meta.json records a fingerprint of every source file (path, size, mtime); when a file is added, removed or
 changed the folder is rebuilt in place. Folders are written under a temporary name and renamed into place,
 so an interrupted run never leaves a half-written cache behind.
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from texdistill.data.dataset import ImageDataset
-from texdistill.data.source import SPLITS, DataRequest, Found, to_dataset
+from texdistill.data.source import ALL_SPLITS, DataRequest, Found, to_dataset
 from texdistill.errors import CheckpointError, DataError
 from texdistill.storage import read_json, write_json
 
@@ -34,8 +35,10 @@ def identity(found: Found, request: DataRequest) -> dict:
     """What the cached arrays depend on besides the files' contents."""
     ident = {"version": CACHE_VERSION, "reader": request.name, "root": str(Path(found.root).resolve()),
              "res": found.res, "classes": list(found.class_names), "holdout": request.holdout}
-    # options added later count only when set, so caches made before them keep their folder
-    ident.update({k: getattr(request, k) for k, default in (("patches", 0), ("background", "white"))
+    # options added later count only when set, so caches made before them keep their folder; a cache made
+    # before the validation split existed holds all training images: it is the cache of val_fraction 0
+    ident.update({k: getattr(request, k) for k, default in (("patches", 0), ("background", "white"),
+                                                             ("val_fraction", 0.0))
                   if getattr(request, k) != default})
     return ident
 
@@ -81,13 +84,16 @@ def load_cached(found: Found, request: DataRequest, cache_dir: str | Path) -> Im
 
 
 def open_cache(folder: Path, name: str, meta: dict) -> ImageDataset:
-    """Memory-map a cache folder (copy-on-write: nothing is read until used, the files are never modified)."""
+    """Memory-map a cache folder (copy-on-write: nothing is read until used, the files are never modified).
+    A folder without val_*.npy (no validation split, or written before there was one) has an empty one."""
     arrays = {f"{split}_{kind}": torch.from_numpy(np.load(folder / f"{split}_{kind}.npy", mmap_mode="c",
                                                           allow_pickle=False))
-              for split in SPLITS for kind in ("images", "labels")}
+              for split in ALL_SPLITS for kind in ("images", "labels")
+              if split != "val" or (folder / f"{split}_{kind}.npy").exists()}
     return ImageDataset(name, arrays["train_images"], arrays["train_labels"], arrays["test_images"],
                         arrays["test_labels"], class_names=list(meta["class_names"]), layout=meta["layout"],
-                        skipped=list(meta["skipped"]))
+                        skipped=list(meta["skipped"]), val_images=arrays.get("val_images"),
+                        val_labels=arrays.get("val_labels"))
 
 
 def _write(folder: Path, dataset: ImageDataset, meta: dict) -> None:
@@ -95,9 +101,10 @@ def _write(folder: Path, dataset: ImageDataset, meta: dict) -> None:
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for split in SPLITS:
-        images, labels = (dataset.train_images, dataset.train_labels) if split == "train" else \
-            (dataset.test_images, dataset.test_labels)
+    for split in ALL_SPLITS:
+        images, labels = dataset.split(split)
+        if split == "val" and len(labels) == 0:
+            continue  # no validation split: the folder is laid out as before there was one
         np.save(tmp / f"{split}_images.npy", images.numpy(), allow_pickle=False)  # (N, C, H, W) uint8
         np.save(tmp / f"{split}_labels.npy", labels.numpy(), allow_pickle=False)
     write_json(tmp / META, meta)  # written last: a folder with meta.json is complete

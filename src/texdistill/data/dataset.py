@@ -13,7 +13,10 @@ from texdistill.errors import DataError
 
 @dataclass
 class ImageDataset:
-    """A labelled image dataset held as uint8 tensors; 1- and 3-channel images are both first-class."""
+    """A labelled image dataset held as uint8 tensors; 1- and 3-channel images are both first-class.
+
+    `train_*` is what every network trains on; `val_*` (possibly empty) is the validation split carved from the
+    training images (data/validation.py), disjoint from train and test; `test_*` is the dataset's test split."""
 
     name: str
     train_images: torch.Tensor  # (N, C, H, W) uint8
@@ -23,9 +26,15 @@ class ImageDataset:
     class_names: list[str]
     layout: str = ""  # what the reader found on disk, in words
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
+    val_images: torch.Tensor | None = None  # (V, C, H, W) uint8; None: no validation split (empty)
+    val_labels: torch.Tensor | None = None  # (V,) int64
 
     def __post_init__(self) -> None:
+        if self.val_images is None:
+            self.val_images = self.train_images[:0]
+            self.val_labels = self.train_labels[:0]
         for split, images, labels in (("train", self.train_images, self.train_labels),
+                                      ("val", self.val_images, self.val_labels),
                                       ("test", self.test_images, self.test_labels)):
             if images.dtype != torch.uint8 or images.ndim != 4:
                 raise DataError(f"{self.name}: {split} images must be uint8 (N, C, H, W), got "
@@ -57,9 +66,14 @@ class ImageDataset:
         """(H, W) of the images."""
         return int(self.train_images.shape[2]), int(self.train_images.shape[3])
 
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of split `name`: "train", "val" or "test"."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split '{name}': train, val or test")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
     def class_counts(self, split: str = "train") -> list[int]:
-        labels = self.train_labels if split == "train" else self.test_labels
-        return torch.bincount(labels, minlength=self.num_classes).tolist()
+        return torch.bincount(self.split(split)[1], minlength=self.num_classes).tolist()
 
     def channel_stats(self, chunk: int = 1024) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images in [0, 1] units (chunked: data may be mmapped)."""
@@ -76,13 +90,13 @@ class ImageDataset:
 
     def images_of_class(self, label: int, split: str = "train") -> torch.Tensor:
         """All uint8 images of one class, (n, C, H, W)."""
-        images, labels = ((self.train_images, self.train_labels) if split == "train"
-                          else (self.test_images, self.test_labels))
+        images, labels = self.split(split)
         return images[labels == label]
 
     def describe(self) -> str:
         h, w = self.image_size
-        return (f"{self.name}: {self.num_classes} classes, {len(self.train_images)} train / "
+        val = f"{len(self.val_images)} validation / " if len(self.val_images) else ""
+        return (f"{self.name}: {self.num_classes} classes, {len(self.train_images)} train / {val}"
                 f"{len(self.test_images)} test images, {self.channels}×{h}×{w}")
 
 

@@ -14,7 +14,8 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from texdistill.data.dataset import square_crop
-from texdistill.data.source import SPLITS, DataRequest, Decoded, Found, class_counts
+from texdistill.data.source import ALL_SPLITS, DataRequest, Decoded, Found, class_counts
+from texdistill.data.validation import carve_files, val_layout
 from texdistill.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -142,18 +143,24 @@ def decode_files(items: list[tuple[Path, int]], reading: Reading, desc: str) -> 
 def file_source(name: str, root: Path, layout: str, class_names: list[str], items: Items, res: int,
                 request: DataRequest) -> Found:
     """A Found for datasets of image files: one sample per file, or --patches samples per file. Splits are made
-    by file before decoding, so the patches of a picture are all in one split (no leakage into the test set)."""
+    by file before decoding, so the patches of a picture are all in one split (no leakage into the test set),
+    the validation split (request.val_fraction of each class's training pictures) included."""
     reading = Reading(res, request.patches, background_rgb(request.background))
     k = len(class_names)
+    if request.val_fraction > 0:
+        items = {**items}
+        items["train"], items["val"] = carve_files(items["train"], root, request.val_fraction)
+        layout += val_layout(request.val_fraction).replace("images", "pictures")
+    splits = [split for split in ALL_SPLITS if split in items]
     counts = {split: [n * reading.per_file for n in class_counts(np.array([label for _, label in items[split]],
                                                                           dtype=np.int64), k)]
-              for split in SPLITS}
+              for split in splits}
     if request.patches:
         layout += f"; {request.patches} random crops per picture (--patches), each split's pictures apart"
 
     def decode() -> Decoded:
         arrays, skipped = {}, []
-        for split in SPLITS:
+        for split in splits:
             images, labels, bad = decode_files(items[split], reading, f"decode {name} {split}")
             arrays[split] = (images, labels)
             skipped += bad
@@ -167,5 +174,6 @@ def file_source(name: str, root: Path, layout: str, class_names: list[str], item
                             f"fix or add images, or leave the class out with --classes")
         return Decoded(arrays, skipped)
 
-    files = [path for split in SPLITS for path, _ in items[split]]
-    return Found(name, root, layout, class_names, counts, files, 3, res, decode, patched=True)
+    files = [path for split in splits for path, _ in items[split]]
+    return Found(name, root, layout, class_names, counts, files, 3, res, decode, patched=True,
+                 val_fraction=request.val_fraction)

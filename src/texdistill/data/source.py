@@ -17,9 +17,25 @@ import torch
 from texdistill.data.dataset import ImageDataset, resize_square, to_nchw
 from texdistill.errors import DataError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # the splits readers find on disk
+ALL_SPLITS = ("train", "val", "test")  # and the datasets they make: "val" is carved from train (data/validation.py)
 # split → (uint8 images (N, H, W) or (N, H, W, C), integer labels (N,))
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+# the help of the data options of the stages' configs (config.py) that this layer gives meaning to
+DATA_HELP = {
+    "patches": "image-file datasets (folder, ImageNet subsets, tinyimagenet): cut this many random square crops from "
+               "every picture — sides from --res up to the picture's shorter side, so several scales — instead of "
+               "one centre crop; a few large photos per class become hundreds of training images. Pictures are split "
+               "into train/val/test before, so no picture has patches on two sides; 0 = one centre crop per picture",
+    "val_fraction": "share of each class's training images held out as the validation split (fixed: the same images "
+                    "whatever --seed; image files: by picture, before --patches). Experts, distillation, recognisers "
+                    "and judges never see them; `evaluate --split val` tests on them. 0: none (all train, as before)",
+    "split": "the real images the fresh networks are tested on: 'test' (the dataset's test split: final numbers) or "
+             "'val' (the validation split, --val-fraction: for choosing options; `texdistill sweep` rows use it "
+             "unless a row says \"split\": \"test\")",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,7 @@ class DataRequest:
     holdout: float = 0.1  # folder datasets without a test split: fraction of each class held out
     patches: int = 0  # image-file datasets: random crops per picture (0: one centre crop per picture)
     background: str = "white"  # what transparent pixels are composited onto: white, black or #rrggbb
+    val_fraction: float = 0.0  # share of each class's training images (pictures) held out as the validation split
 
 
 @dataclass(frozen=True)
@@ -60,13 +77,14 @@ class Found:
     root: Path | None
     layout: str  # the layout found, in words (printed, logged, stored with the cache)
     class_names: list[str]
-    counts: dict[str, list[int]]  # split → images (files) per class
+    counts: dict[str, list[int]]  # split → images (files) per class; "val" only where one is carved
     files: list[Path]  # everything decode() reads: the cache is keyed by their sizes and mtimes
     channels: int
     res: int
     decode: Callable[[], Decoded]
     cacheable: bool = True  # False for the embedded demo set: it loads faster than a cache would
     patched: bool = False  # decode() cuts --patches crops per picture (image-file readers)
+    val_fraction: float = 0.0  # the validation split carved from the training images (0: none)
 
     @property
     def shape(self) -> DatasetShape:
@@ -77,10 +95,11 @@ class Found:
         """A few lines for people: name, layout, classes, counts, resolution."""
         k = len(self.class_names)
         shown = ", ".join(self.class_names[:12]) + (f", … ({k - 12} more)" if k > 12 else "")
-        train, test = self.counts["train"], self.counts["test"]
+        train, test, val = self.counts["train"], self.counts["test"], sum(self.counts.get("val", []))
         return (f"{self.name} in {self.root or 'the package'}: {self.layout}\n"
                 f"  {k} classes: {shown}\n"
-                f"  {sum(train)} train images ({min(train)}–{max(train)} per class), {sum(test)} test images; "
+                f"  {sum(train)} train images ({min(train)}–{max(train)} per class), "
+                f"{f'{val} validation images, ' if val else ''}{sum(test)} test images; "
                 f"decoded to {self.channels}×{self.res}×{self.res} uint8")
 
 
@@ -130,11 +149,13 @@ def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
 def to_dataset(found: Found, decoded: Decoded) -> ImageDataset:
     """The ImageDataset of decoded arrays (uint8 NHWC/NHW numpy → NCHW torch)."""
     splits = {}
-    for split in SPLITS:
-        images, labels = decoded.arrays[split]
-        splits[split] = (to_nchw(images), torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+    for split in ALL_SPLITS:
+        if split in decoded.arrays:
+            images, labels = decoded.arrays[split]
+            splits[split] = (to_nchw(images), torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+    val = splits.get("val", (None, None))
     return ImageDataset(found.name, *splits["train"], *splits["test"], class_names=list(found.class_names),
-                        layout=found.layout, skipped=list(decoded.skipped))
+                        layout=found.layout, skipped=list(decoded.skipped), val_images=val[0], val_labels=val[1])
 
 
 def resize_arrays(arrays: Arrays, res: int) -> Arrays:

@@ -87,6 +87,7 @@ class Distiller:
                                                cfg.dsa_config())
         self.outputs = DistillOutputs(cfg, {"model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
                                             "class_names": self.dataset.class_names,
+                                            "val_fraction": cfg.val_fraction,
                                             "expert_lr": float(self.bank.metadata["lr"]),
                                             "recognizers": [cfg.recognizers] if cfg.recognition_lr else []})
 

@@ -92,7 +92,7 @@ def evaluate_set(name: str, make_set: Callable[[torch.Generator], SyntheticSet],
             seed = model_seed(cfg, index)
             synthetic = make_set(torch.Generator().manual_seed(seed + 1))
             model = train_on_synthetic(synthetic, spec, lr, cfg, seed, device, bar, architecture)
-            mine[index] = top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
+            mine[index] = top1_accuracy(model, *dataset.split(cfg.split), space, device)  # --split val|test
         gathered = {i: acc for share in distributed.all_gather_objects(mine) for i, acc in share.items()}
         accuracies += [gathered[i] for i in sorted(gathered)]
         bar.set_postfix(acc=f"{statistics.mean(accuracies):.3f}")
@@ -167,18 +167,22 @@ def run(cfg: EvalConfig) -> dict:
     mismatch = data_mismatch(find_dataset(**cfg.dataset_options()), meta)
     if mismatch:
         raise ConfigError(f"the synthetic set in {cfg.run_dir} was distilled from {mismatch}; pass matching "
-                          f"--data/--res")
+                          f"--data/--res/--val-fraction")
     continue_existing(cfg, "evaluation (eval.json)", path.exists())
     dataset = distributed.main_first(lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
-    if len(dataset.test_images) == 0:
+    if len(dataset.split(cfg.split)[1]) == 0:
         raise DataError(f"{dataset.name} has no test images to evaluate on; give the folder a val/ split or "
-                        f"use --holdout 0.1 (for experts, distill and evaluate alike)")
+                        f"use --holdout 0.1 (for experts, distill and evaluate alike)" if cfg.split == "test" else
+                        f"{dataset.name} has no validation images to evaluate on (--split val); use --val-fraction "
+                        f"0.1 for experts, distill and evaluate alike, or --split test")
     with RunLock(cfg.run_dir, "evaluate"):
         previous = _previous_results(cfg, path, fingerprint)
         if distributed.is_main():
             record_config(cfg, "evaluate")
         results: dict = {"config": cfg.to_dict(), "iteration": meta["iteration"], "synthetic_sha256": fingerprint,
-                         "complete": False, "sets": {}}
+                         "split": cfg.split, "split_images": len(dataset.split(cfg.split)[1]), "complete": False,
+                         "sets": {}}  # accuracies on that split of the real data
+        log.info("testing the fresh networks on the %s split (%d images)", cfg.split, results["split_images"])
         sets = _sets(cfg, synthetic, meta, dataset, space)
         # seams of the very sets the models train on (model i draws its set from model_seed + 1)
         results["seams"] = seam_report({name: [make_set(torch.Generator().manual_seed(model_seed(cfg, i) + 1))

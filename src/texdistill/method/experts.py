@@ -39,11 +39,21 @@ def partial_path(experts_dir: Path, index: int) -> Path:
 def data_mismatch(found: Found, meta: dict) -> str | None:
     """How `found` differs from the data a stored model (expert, distilled set) was made on, or None."""
     spec = ModelSpec(**meta["model"])
-    if (meta["dataset"], meta["class_names"], spec.channels, spec.height, spec.width_px) == (
-            found.name, found.class_names, found.channels, found.res, found.res):
+    held = held_out(meta)
+    if (meta["dataset"], meta["class_names"], spec.channels, spec.height, spec.width_px, held) == (
+            found.name, found.class_names, found.channels, found.res, found.res, found.val_fraction):
         return None
-    return (f"{meta['dataset']} ({spec.channels}×{spec.height}×{spec.width_px}, {len(meta['class_names'])} classes), "
-            f"not {found.name} ({found.channels}×{found.res}×{found.res}, {len(found.class_names)} classes)")
+    val = (f", --val-fraction {held:g}", f", --val-fraction {found.val_fraction:g}") if held != found.val_fraction \
+        else ("", "")
+    return (f"{meta['dataset']} ({spec.channels}×{spec.height}×{spec.width_px}, {len(meta['class_names'])} classes"
+            f"{val[0]}), not {found.name} ({found.channels}×{found.res}×{found.res}, {len(found.class_names)} classes"
+            f"{val[1]})")
+
+
+def held_out(meta: dict) -> float:
+    """The validation fraction held out of the training images a stored model (expert, distilled set) was made
+    from: 0 for those made before there was a validation split (they saw every training image)."""
+    return float(meta.get("val_fraction", meta.get("config", {}).get("val_fraction", 0.0)))
 
 
 def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
@@ -246,8 +256,8 @@ class ExpertBank:
                               f"{self.num_epochs - cfg.expert_epochs + 1} or train longer experts")
         mismatch = data_mismatch(found, self.metadata)
         if mismatch:
-            raise ConfigError(f"experts in {where} were trained on {mismatch}; pass matching --data/--res "
-                              f"or other --experts-dir")
+            raise ConfigError(f"experts in {where} were trained on {mismatch}; pass matching --data/--res/"
+                              f"--val-fraction or other --experts-dir")
         depth = resolve_depth(cfg.depth, found.res, found.res)
         if (cfg.width, depth) != (spec.width, spec.depth):
             raise ConfigError(f"experts in {where} are ConvNets of width {spec.width}, depth {spec.depth}, "

@@ -88,9 +88,9 @@ def side_by_side(*svgs: bytes) -> bytes:
             f'viewBox="0 0 {width} {height}">{body}</svg>').encode()
 
 
-def accuracy_plot(sets: dict) -> bytes:
-    """Bar chart of test accuracy (mean ± sample std over models) per evaluated set."""
-    return bar_chart({n: 100 * s["mean"] for n, s in sets.items()}, "test accuracy (%)", "test accuracy",
+def accuracy_plot(sets: dict, split: str = "test") -> bytes:
+    """Bar chart of test (or validation) accuracy (mean ± sample std over models) per evaluated set."""
+    return bar_chart({n: 100 * s["mean"] for n, s in sets.items()}, f"{split} accuracy (%)", f"{split} accuracy",
                      errors={n: None if s["std"] is None else 100 * s["std"] for n, s in sets.items()},
                      highlight="distilled", x_max=100)
 
@@ -109,7 +109,8 @@ def cross_architecture_table(results: dict) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in sets)
     body = "".join(f"<tr><td>{html.escape(arch)}</td>" + "".join(
         f"<td>{_mean_std(table[n]) if n in table else ''}</td>" for n in sets) + "</tr>" for arch, table in rows.items())
-    return (f"<p class=note>Test accuracy (%) of networks of each architecture trained on each set (mean ± sample "
+    split = "Validation" if results.get("split") == "val" else "Test"
+    return (f"<p class=note>{split} accuracy (%) of networks of each architecture trained on each set (mean ± sample "
             f"std over {results['config'].get('num_models')} models): does the set carry over to architectures "
             f"that took no part in its distillation?</p><table id=\"cross-architecture-table\"><thead><tr>"
             f"<th>architecture</th>{head}</tr></thead><tbody>{body}</tbody></table>")
@@ -126,9 +127,10 @@ def accuracy_section(results: dict | None, iteration: int) -> str:
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_mean_std(s)}</td><td>{s['models']}</td>"
                    f"<td>{s['lr']:.3g}</td></tr>" for name, s in results["sets"].items())
     status = "" if results.get("complete") else "<p class=note>Evaluation still in progress.</p>"
-    return (f'{stale}{status}{cross_architecture_table(results)}<table id="accuracy-table"><thead><tr><th>set</th><th>test accuracy (%)</th><th>models</th>'
-            f"<th>lr</th></tr></thead><tbody>{rows}</tbody></table>"
-            + figure_tag(accuracy_plot(results["sets"]), "image/svg+xml", "accuracy plot",
+    split = "validation" if results.get("split") == "val" else "test"  # evaluate --split; test before there was one
+    return (f'{stale}{status}{cross_architecture_table(results)}<table id="accuracy-table"><thead><tr><th>set</th>'
+            f"<th>{split} accuracy (%)</th><th>models</th><th>lr</th></tr></thead><tbody>{rows}</tbody></table>"
+            + figure_tag(accuracy_plot(results["sets"], split), "image/svg+xml", "accuracy plot",
                          "mean ± sample std (n − 1) over independently trained ConvNets"))
 
 

@@ -56,7 +56,7 @@ class BenchConfig(DistillConfig):
         "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every", "max_bad_steps",
         "start_ramp", "soft_labels", "label_field", "step_pool", "lr_label", "ema_decay", "min_syn_lr", "match_loss",
         "clamp_pixels", "recognition_lr", "recognizers", "recognition_models", "recognition_prior",
-        "recognition_crops", "recognition_steps", "recognizer_epochs")
+        "recognition_crops", "recognition_steps", "recognizer_epochs", "val_fraction")
 
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")

@@ -7,9 +7,11 @@ row may name a preset of its own with "preset"; an optional "describe" maps rows
      "rows": {"noise": {"init": "noise"}, "collage": {"init": "real"}, "ipc1": {"texture": false}}}
 
 Each row is one run folder <out>/<row> (experts → distill → evaluate with the stages' own run()), so a row
-resumes like any run and a finished row is skipped. Rows share experts: one folder per distinct expert
-configuration (<out>/experts-<hash>), so a row that does not change the experts costs distill + evaluate
-only. After every row <out>/sweep.md and <out>/sweep.json hold the table so far.
+resumes like any run and a finished row is skipped. Rows are judged on the validation split (evaluate
+--split val; a row or the base may say "split": "test"); the test split is for final tables. Rows share
+experts: one folder per distinct expert configuration (<out>/experts-<hash>), so a row that does not change
+the experts costs distill + evaluate only. After every row <out>/sweep.md and <out>/sweep.json hold the
+table so far.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ EXPERTS_FILE = "sweep_experts.json"  # in each shared experts folder: how long i
 # options a row must not set: the sweep places every run folder and the shared experts/cache itself
 PLACED = ("out", "experts_dir", "cache_dir", "resume", "force")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+SPLIT = "val"  # what rows are judged on unless they say "split": "test" (choices are made on held-out data)
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
@@ -78,7 +81,7 @@ def experts_folder(out: Path, values: dict[str, Any]) -> Path:
     The name hashes the options that differ from their defaults, so an option added to `texdistill experts`
     later does not rename (and retrain) the experts of a sweep made before it.
     """
-    defaults = ExpertsConfig.defaults()
+    defaults = {**ExpertsConfig.defaults(), **ExpertsConfig.LEGACY}  # experts made before an option: its folder
     options = {k: v for k, v in build_config(ExpertsConfig, {**values, "out": "."}).to_dict().items()
                if k not in ExpertsConfig.RESUMABLE - {"num_experts"} and (k not in defaults or v != defaults[k])}
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
@@ -125,7 +128,8 @@ def run_row(cfg: SweepConfig, spec: dict[str, Any], row: str) -> dict[str, Any]:
         if stage in record and _finished(stage, run_dir):
             continue
         log.info("sweep row %s: %s", row, stage)
-        _, record[stage] = timed(lambda: module.run(build_config(config_class, values)))
+        stage_values = {"split": SPLIT, **values} if stage == "evaluate" else values
+        _, record[stage] = timed(lambda: module.run(build_config(config_class, stage_values)))
         write_json(record_path, record)
     record["result"] = _result(run_dir)
     write_json(record_path, record)
@@ -154,7 +158,7 @@ def _result(run_dir: Path) -> dict[str, Any]:
     def accuracies(sets: dict[str, Any]) -> dict[str, Any]:
         return {name: {k: s[k] for k in ("mean", "std", "models", "lr")} for name, s in sets.items()}
 
-    return {"sets": accuracies(results["sets"]),
+    return {"split": results.get("split", "test"), "sets": accuracies(results["sets"]),
             "architectures": {a: accuracies(sets) for a, sets in results.get("architectures", {}).items()},
             "wear": {name: {"mean": w["mean"], "min": w["min"]} for name, w in wear.items()},
             "seams": {name: {"ratio_max": max(c["ratio"] for c in s["classes"].values()),
@@ -185,8 +189,9 @@ def table(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     head = ["row", "changes", *sets, "wear min", "seam ratio max", "seam z max", "edge z max", "speckle", "η end",
             "loss end",
             "distill s", "eval s", "CPU s"]
-    lines = [f"preset `{spec.get('preset')}`, base {json.dumps(spec.get('base', {}))}; accuracy: mean ± sample std "
-             f"over the models (n); ≈: within the combined std of the best distilled row (not different); w: "
+    lines = [f"preset `{spec.get('preset')}`, base {json.dumps(spec.get('base', {}))}; accuracy on the validation "
+             f"split (rows marked (test): on the test split): mean ± sample std over the models (n); ≈: within the "
+             f"combined std of the best distilled row (not different); w: "
              f"wearability by the independent judges (mean over classes; wear min: the distilled set's worst class); "
              f"seams and edges (any straight row/column edge, robust z): the worst class of the distilled set; speckle: "
              f"its crops' high-frequency power share ÷ real images'; s: wall seconds, CPU s: process CPU seconds of "
@@ -194,7 +199,8 @@ def table(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         res = r["result"]
-        cells = [r["row"], ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "(base)"]
+        cells = [r["row"] + ("" if res.get("split", "test") == "val" else " (test)"),
+                 ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "(base)"]
         wear = res.get("wear", {})
         cells += [_set_cell(res["sets"].get(name), wear.get(name), best if name == "distilled" else None)
                   for name in sets]
