@@ -64,7 +64,7 @@ class CommonConfig:
                               "picture has patches on both sides; 0 = one centre crop per picture")
     background: str = option("white", "what transparent pixels (PNG artwork) are composited onto: white, black or "
                                       "#rrggbb")
-    cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
+    cache: bool = option(True, "reuse decoded datasets and the user cache of trained judges/recognisers")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
     zca: bool = option(False, "ZCA-whiten the images (as MTT's --zca); fitted on the training set by "
