@@ -338,9 +338,9 @@ class EvalConfig(CommonConfig):
     eval_weight_decay: float = option(5e-4, "SGD weight decay")
     eval_batch: int = option(256, "batch size on the synthetic set")
     baselines: bool = option(True, "also evaluate real images at the same pixel budget")
-    judges: str = option("resnet10,lenet", "architectures of the independent judges of wearability: networks "
-                                           "trained on the real data only (cached per dataset); a judge of the "
-                                           "experts' or the recognisers' architecture is left out; 'none' skips "
+    judges: str = option("vit-tiny,lenet", "architectures of the independent judges of wearability (2 seeds each, "
+                                           "their own recipe, trained on the real data, cached); a judge of the "
+                                           "experts' or the recognisers' family is left out; 'none' skips "
                                            "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
     wear_crops: int = option(200, "random wrap-around crops per canvas that the judges classify (wearability)")
