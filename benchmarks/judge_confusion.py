@@ -20,6 +20,7 @@ from texdistill.cli import file_values
 from texdistill.config import EvalConfig, build_config
 from texdistill.data import load_dataset
 from texdistill.method.evaluate import judges_for, took_part
+from texdistill.method.judges import instance_names
 from texdistill.method.setfile import load_result
 
 
@@ -44,9 +45,10 @@ def main() -> None:
     images, labels = synthetic.displayed_samples(space, crops, seed)
     names = dataset.class_names
     print(f"{args.run}: {crops} crops per canvas, seed {seed}; the three most frequent answers per class")
-    for judge in judges_for(cfg, dataset, torch.device("cpu"), took_part(meta)):
+    judges = judges_for(cfg, dataset, torch.device("cpu"), took_part(meta))
+    for label, judge in zip(instance_names(judges), judges):  # eval.json's names: "vit-tiny/1", "vit-tiny/2", …
         shares = answer_shares(judge.classify(images), labels, len(names))
-        print(f"{judge.name} (test accuracy {100 * judge.test_accuracy:.1f} %)")
+        print(f"{label} (test accuracy {100 * judge.test_accuracy:.1f} %)")
         for k, name in enumerate(names):
             top = shares[k].argsort(descending=True)[:3]
             print(f"  {name:<12}" + ", ".join(f"{names[t]} {shares[k, t]:.2f}" for t in top))

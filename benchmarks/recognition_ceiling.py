@@ -21,7 +21,7 @@ import torch
 from texdistill.config import DistillConfig, build_config
 from texdistill.method.distill import Distiller
 from texdistill.method.judges import trained_on_real_data, wearability
-from texdistill.method.recognition import RECOGNIZER_SEED, RecognitionTerm
+from texdistill.method.recognition import RECOGNIZER_RECIPE, RECOGNIZER_SEED, RecognitionTerm, train_recognizer
 from texdistill.method.training import random_seed
 from texdistill.presets import preset_values
 
@@ -73,7 +73,8 @@ def main() -> None:
     for name in args.variants.split(","):
         v = VARIANTS[name.strip()]
         seeds = tuple(RECOGNIZER_SEED + i for i in range(len(v["archs"])))
-        recognizers = trained_on_real_data(cfg, run.dataset, v["archs"], cfg.recognizer_epochs, run.device, seeds)
+        recognizers = trained_on_real_data(cfg, run.dataset, v["archs"], cfg.recognizer_epochs, run.device, seeds,
+                                           RECOGNIZER_RECIPE, train_recognizer)
         term = RecognitionTerm(recognizers, v.get("prior", cfg.recognition_prior), v.get("crops", cfg.recognition_crops),
                                cfg.dsa_config() if v.get("dsa", True) else None)
         with torch.no_grad():

@@ -11,6 +11,17 @@ from texdistill.data import PixelSpace, load_dataset
 from texdistill.method.models import FlatParams, ModelSpec
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """The user cache of trained networks for the whole session (TEXDISTILL_CACHE, inherited by the commands the
+    tests start): never the real ~/.cache/texdistill."""
+    path = tmp_path_factory.mktemp("user-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEXDISTILL_CACHE", str(path))
+        patch.delenv("TEXDISTILL_NO_CACHE", raising=False)
+        yield path
+
+
 @pytest.fixture(scope="session")
 def demo_data():
     return load_dataset("fashion-demo")

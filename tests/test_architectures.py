@@ -59,3 +59,19 @@ def test_unknown_architecture_is_a_clear_error():
 def test_lenet_is_the_classic_size():
     # LeNet-5 on 28-px MNIST-like input: 61,706 parameters (conv 6·(25+1), conv 16·(150+1), fc 400→120→84→10)
     assert _params(build("lenet", 1, 10, 28)) == 6 * 26 + 16 * 151 + 401 * 120 + 121 * 84 + 85 * 10 == 61_706
+
+
+def test_vit_tiny_has_no_convolution_and_embeds_res_over_8_patches():
+    for size, patch, tokens in [(28, 4, 49), (32, 4, 64), (64, 8, 64), (8, 1, 64)]:
+        model = build("vit-tiny", 3, 10, size)
+        assert model.patch == patch and model.position.shape == (1, tokens + 1, 64)
+        assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d)) for m in model.modules())
+        assert sum(isinstance(m, torch.nn.TransformerEncoderLayer) for m in model.modules()) == 4
+    # a patch is embedded alone: changing pixels of one patch changes no other token's embedding
+    model = build("vit-tiny", 1, 10, 28)
+    x = torch.randn(1, 1, 28, 28)
+    y = x.clone()
+    y[0, 0, :4, :4] += 1
+    patches = [torch.nn.functional.unfold(v, 4, stride=4).transpose(1, 2) for v in (x, y)]
+    diff = (model.embed(patches[0]) - model.embed(patches[1])).abs().sum(-1)[0]
+    assert diff[0] > 0 and diff[1:].max() == 0

@@ -127,10 +127,13 @@ def test_wearability_lands_in_eval_json_for_every_set(tiny_run, tmp_path):
     assert main([*with_option(evaluate_cli(), "--wear-crops", "7"), "--out", str(run), "--force"]) == 0
     results = json.loads((run / EVAL_FILE).read_text())
     wear = results["wearability"]
-    assert set(wear["judges"]) == {"resnet10", "lenet"} and wear["left_out"] == []
+    judges = {f"{name}/{seed}" for name in ("vit-tiny", "lenet") for seed in (1, 2)}  # two seeds each
+    assert set(wear["judges"]) == judges and wear["left_out"] == []
+    assert {v["architecture"] for v in wear["judges"].values()} == {"vit-tiny", "lenet"}
     assert set(wear["sets"]) == set(results["sets"]) == {"distilled", "random real ×1"}  # an image-mode run
     for w in wear["sets"].values():
-        assert 0 <= w["min"] <= w["mean"] <= 1 and set(w["judges"]) == {"resnet10", "lenet"}
+        assert 0 <= w["min"] <= w["mean"] <= 1 and set(w["judges"]) == judges and w["judges_n"] == 4
+        assert w["std"] >= 0 and set(w["architectures"]) == {"vit-tiny", "lenet"}
         assert w["samples"] == 10  # an image set is judged image by image (--wear-crops is for canvases)
     assert list((run / "cache" / "judges").glob("*.safetensors"))  # trained once, cached beside the data
 
@@ -162,3 +165,11 @@ def test_under_torchrun_each_round_of_models_is_saved_before_the_next(monkeypatc
     assert accuracies == expected
     assert trained == [evaluate.model_seed(cfg, i) for i in range(rank, 5, 2)]
     assert saved == ([expected[:2], expected[:4], expected] if rank == 0 else [])
+
+
+def test_judges_of_a_family_the_distillation_used_are_left_out(tmp_path):
+    from texdistill.method.evaluate import left_out
+
+    cfg = EvalConfig(out=str(tmp_path / "run"), judges="convnet-gap,vit-tiny,lenet,resnet10")
+    assert left_out(cfg, {"convnet", "convnet-bn"}) == ["convnet-gap"]  # same family as the experts/recognisers
+    assert left_out(cfg, {"resnet18"}) == ["resnet10"] and left_out(cfg, set()) == []

@@ -6,9 +6,21 @@ import pytest
 import torch
 
 from scripts import benchmark_script
+from texdistill.config import CommonConfig
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.method import judges as judges_module
-from texdistill.method.judges import Judge, load_judges, recognition, translate, wearability
+from texdistill.method import netcache
+from texdistill.method.judges import (
+    Judge,
+    judged,
+    load_judges,
+    new_network,
+    recognition,
+    resized_crops_erased,
+    trained_on_real_data,
+    wearability,
+)
+from texdistill.method.recognition import translate
 from texdistill.method.synthetic import ImageSet, TextureCanvas
 
 K = 3
@@ -104,6 +116,91 @@ def test_judges_are_trained_once_and_then_read_from_the_cache(tmp_path, monkeypa
     monkeypatch.undo()
     load_judges(("convnet-bn",), dataset, {**identity, "res": 7}, tmp_path, 2, torch.device("cpu"))
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
+
+
+def test_judges_of_one_architecture_and_several_seeds_give_a_spread():
+    images = torch.tensor([10, 100, 250], dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+    labels = torch.tensor([0, 1, 2])
+    right, wrong = (Judge("rule", torch.nn.Identity(), torch.zeros(1), torch.ones(1), 1.0, seed) for seed in (1, 2))
+    right.classify = brightness_classifier
+    wrong.classify = lambda x: torch.zeros(len(x), dtype=torch.long)  # only class 0 right: mean 1/3
+    other = Judge("other", torch.nn.Identity(), torch.zeros(1), torch.ones(1), 1.0)
+    other.classify = brightness_classifier
+    result = judged(images, labels, [right, wrong, other], ["a", "b", "c"])
+    assert list(result["judges"]) == ["rule/1", "rule/2", "other"] and result["judges_n"] == 3
+    assert result["mean"] == pytest.approx((1 + 1 / 3 + 1) / 3)
+    assert result["std"] == pytest.approx(torch.tensor([1, 1 / 3, 1]).std().item())  # sample std (n − 1)
+    assert result["architectures"]["rule"] == {"mean": pytest.approx(2 / 3), "std": pytest.approx(2 ** 0.5 / 3),
+                                               "n": 2}
+    assert result["architectures"]["other"] == {"mean": 1.0, "std": 0.0, "n": 1}
+
+
+def test_the_judges_augmentation_keeps_the_shape_and_follows_its_generator():
+    images = torch.rand(16, 3, 12, 12)
+    a = resized_crops_erased(images, torch.Generator().manual_seed(5))
+    b = resized_crops_erased(images, torch.Generator().manual_seed(5))
+    assert a.shape == images.shape and torch.equal(a, b)
+    assert not torch.equal(a, images) and (a == 0).any()  # cropped or flipped, and some rectangles erased
+
+
+def test_the_user_cache_is_where_model_hubs_keep_theirs(monkeypatch, tmp_path):
+    for name in ("TEXDISTILL_CACHE", "XDG_CACHE_HOME", "TEXDISTILL_NO_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert netcache.user_cache_dir() == tmp_path / "home" / ".cache" / "texdistill" / "networks"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert netcache.user_cache_dir() == tmp_path / "xdg" / "texdistill" / "networks"
+    monkeypatch.setenv("TEXDISTILL_CACHE", str(tmp_path / "mine"))
+    assert netcache.user_cache_dir() == tmp_path / "mine" / "networks"
+    monkeypatch.setenv("TEXDISTILL_NO_CACHE", "1")
+    assert netcache.user_cache_dir() is None
+
+
+def test_the_session_never_writes_into_the_real_home_cache(user_cache):
+    assert netcache.user_cache_dir() == user_cache / "networks"
+
+
+def test_a_second_run_folder_reuses_the_networks_of_the_first(demo_data, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TEXDISTILL_CACHE", str(tmp_path / "user"))
+    calls = []
+
+    def fake_training(name, dataset, epochs, device, seed):  # an untrained network stands in for a trained one
+        calls.append((name, epochs, seed))
+        torch.manual_seed(seed)
+        return new_network(name, dataset, device)
+
+    def networks(out: str, epochs: int = 1, **options) -> list[Judge]:
+        cfg = CommonConfig(out=str(tmp_path / out), **options)
+        return trained_on_real_data(cfg, demo_data, ("lenet", "lenet"), epochs, torch.device("cpu"), (1, 2),
+                                    "test-recipe", fake_training)
+
+    first = networks("run1")
+    assert calls == [("lenet", 1, 1), ("lenet", 1, 2)]
+    shared = sorted((tmp_path / "user" / "networks").glob("*.safetensors"))
+    assert len(shared) == 2 and not list((tmp_path / "user" / "networks").glob(".*"))  # no temp files left
+    with caplog.at_level(logging.INFO, logger="texdistill"):
+        again = networks("run2")
+    assert len(calls) == 2 and "reused the cached network" in caplog.text  # nothing trained
+    for a, b in zip(first, again):
+        assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    # the run folder keeps a copy of what it used
+    assert sorted(p.name for p in (tmp_path / "run2" / "cache" / "judges").glob("*.safetensors")) == \
+        [p.name for p in shared]
+    networks("run3", epochs=2)  # another key: trained anew
+    assert len(calls) == 4
+    # a damaged entry: a warning, trained again and replaced by a whole file
+    shared[0].write_bytes(shared[0].read_bytes()[:100])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="texdistill"):
+        networks("run4")
+    assert len(calls) == 5 and "unreadable" in caplog.text
+    networks("run5")
+    assert len(calls) == 5
+    # --no-cache: the run trains its own and the user cache is not touched
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "user" / "networks").iterdir())
+    networks("run6", cache=False)
+    assert len(calls) == 7
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "user" / "networks").iterdir()) == before
 
 
 def test_judge_confusion_gives_each_class_its_wearability_and_what_else_it_reads_as(tiny_run, tmp_path, capsys,

@@ -62,7 +62,7 @@ class CommonConfig:
     patches: int = option(0, DATA_HELP["patches"])
     background: str = option("white", "what transparent pixels (PNG art) are composited onto: white, black or #rrggbb")
     val_fraction: float = option(0.1, DATA_HELP["val_fraction"])
-    cache: bool = option(True, "decode the dataset once and reuse the memory-mapped uint8 arrays")
+    cache: bool = option(True, "reuse decoded datasets and the user cache of trained judges/recognisers")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
     zca: bool = option(False, "ZCA-whiten the images (as MTT's --zca); fitted on the training set by "
@@ -346,9 +346,9 @@ class EvalConfig(CommonConfig):
     eval_weight_decay: float = option(5e-4, "SGD weight decay")
     eval_batch: int = option(256, "batch size on the synthetic set")
     baselines: bool = option(True, "also evaluate real images at the same pixel budget")
-    judges: str = option("resnet10,lenet", "architectures of the independent judges of wearability: networks "
-                                           "trained on the real data only (cached per dataset); a judge of the "
-                                           "experts' or the recognisers' architecture is left out; 'none' skips "
+    judges: str = option("vit-tiny,lenet", "architectures of the independent judges of wearability (2 seeds each, "
+                                           "their own recipe, trained on the real data, cached); a judge of the "
+                                           "experts' or the recognisers' family is left out; 'none' skips "
                                            "wearability")
     judge_epochs: int = option(10, "training epochs of each judge (once per dataset, resolution and class list)")
     split: str = option("test", DATA_HELP["split"], choices=("val", "test"))

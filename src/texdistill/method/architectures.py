@@ -20,8 +20,12 @@ They are written here with torch only and adapted to any image size and channel 
 - `lenet`: the DC code's LeNet-5 (LeCun et al. 1998): conv 5×5 6 → max-pool → conv 5×5 16 → max-pool → fc 120, 84 (ReLU);
   a 28-px input is padded by 2 (as the DC code; smaller ones in both convs), other sizes are average-pooled to 5×5
   before the fc layers.
+- `vit-tiny`: a small vision transformer (Dosovitskiy et al. 2021) with no convolution: non-overlapping p×p
+  patches (p = round(size / 8): 4×4 at 28 and 32 px, 16×16 at 128; the image zero-padded to a multiple of p)
+  flattened and embedded by one linear layer, a CLS token and learned position embeddings, 4 pre-norm encoder
+  layers of width 64 (4 heads, MLP 128, GELU), the CLS token's final layer norm → linear classifier.
 
-`build(name, channels, num_classes, size)` makes one; ARCHITECTURES lists the names.
+`build(name, channels, num_classes, size)` makes one; ARCHITECTURES lists the names, `family(name)` groups them.
 """
 
 from __future__ import annotations
@@ -153,7 +157,37 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn", "alexnet", "lenet")
+class ViT(nn.Module):
+    """Patches → linear embedding + CLS + learned positions → pre-norm transformer encoder → CLS → linear head."""
+
+    def __init__(self, channels: int, num_classes: int, size: int, width: int = 64, layers: int = 4, heads: int = 4):
+        super().__init__()
+        self.patch = max(1, round(size / 8))
+        tokens = (-(-size // self.patch)) ** 2
+        self.embed = nn.Linear(channels * self.patch ** 2, width)
+        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.position = nn.Parameter(torch.randn(1, tokens + 1, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, num_classes)
+        p = self.patch
+        x = F.pad(x, (0, -x.shape[3] % p, 0, -x.shape[2] % p))
+        patches = F.unfold(x, p, stride=p).transpose(1, 2)  # (B, tokens, C·p·p): non-overlapping, no convolution
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(patches)], 1) + self.position
+        return self.classifier(self.norm(self.encoder(tokens)[:, 0]))
+
+
+ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn",
+                 "alexnet", "lenet", "vit-tiny")
+
+
+def family(name: str) -> str:
+    """An architecture's family: convnet (convnet, convnet-gap, convnet-bn), resnet, vgg, alexnet, lenet or vit."""
+    return next((f for f in ("convnet", "resnet", "vgg", "alexnet", "lenet", "vit") if name.startswith(f)), name)
 
 
 def build(name: str, channels: int, num_classes: int, size: int, width: int = 128, depth: int | None = None) -> nn.Module:
@@ -173,4 +207,6 @@ def build(name: str, channels: int, num_classes: int, size: int, width: int = 12
         return AlexNet(channels, num_classes, size)
     if name == "lenet":
         return LeNet(channels, num_classes, size)
+    if name == "vit-tiny":
+        return ViT(channels, num_classes, size)
     raise ConfigError(f"unknown architecture '{name}'; choose from {', '.join(ARCHITECTURES)}")

@@ -25,7 +25,7 @@ from texdistill.method.judges import Judge, trained_on_real_data
 from texdistill.method.matching import MatchProblem, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams
 from texdistill.method.outputs import CHECKPOINT, DistillOutputs
-from texdistill.method.recognition import RECOGNIZER_SEED, RecognitionTerm
+from texdistill.method.recognition import RECOGNIZER_RECIPE, RECOGNIZER_SEED, RecognitionTerm, train_recognizer
 from texdistill.method.setfile import RESULT
 from texdistill.method.state import DistillState
 from texdistill.method.synthetic import build_synthetic
@@ -100,7 +100,7 @@ class Distiller:
         cfg = self.cfg
         seeds = tuple(RECOGNIZER_SEED + i for i in range(cfg.recognition_models))
         return trained_on_real_data(cfg, self.dataset, (cfg.recognizers,) * cfg.recognition_models,
-                                    cfg.recognizer_epochs, self.device, seeds)
+                                    cfg.recognizer_epochs, self.device, seeds, RECOGNIZER_RECIPE, train_recognizer)
 
     # ---- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:

@@ -19,7 +19,7 @@ from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.method import architectures
 from texdistill.method.experts import data_mismatch
-from texdistill.method.judges import Judge, trained_on_real_data, wearability
+from texdistill.method.judges import JUDGE_SEED, JUDGE_SEEDS, Judge, instance_names, trained_on_real_data, wearability
 from texdistill.method.models import ModelSpec
 from texdistill.method.setfile import load_result, result_path
 from texdistill.method.synthetic import SyntheticSet
@@ -228,29 +228,40 @@ def took_part(meta: dict) -> set[str]:
 
 def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device,
                exclude: set[str] = frozenset()) -> list[Judge]:
-    """The independent judges of this dataset (trained on its real training images once, then cached); judges of
-    an architecture in `exclude` (one the distillation used) are left out, with a warning."""
-    names = tuple(j for j in cfg.judge_list if j not in exclude)
-    for name in sorted(set(cfg.judge_list) - set(names)):
-        log.warning("judge %s left out: the distillation used networks of that architecture, so it is no "
+    """The independent judges of this dataset, JUDGE_SEEDS seeds per architecture (trained on its real training
+    images once, then cached); judges of the family of an architecture in `exclude` (one the distillation used:
+    architectures.family) are left out."""
+    names = tuple(j for j in cfg.judge_list if j not in left_out(cfg, exclude))
+    for name in left_out(cfg, exclude):
+        log.warning("judge %s left out: the distillation used networks of that architecture family, so it is no "
                     "independent judge of what it made", name)
     if not names:
         raise ConfigError(f"every judge in --judges {cfg.judges} is of an architecture the distillation used "
-                          f"({', '.join(sorted(exclude))}); choose others, e.g. --judges resnet10,lenet")
-    return trained_on_real_data(cfg, dataset, names, cfg.judge_epochs, device)
+                          f"({', '.join(sorted(exclude))}); choose others, e.g. --judges vit-tiny,lenet")
+    seeds = tuple(JUDGE_SEED + i for _ in names for i in range(JUDGE_SEEDS))
+    return trained_on_real_data(cfg, dataset, tuple(n for n in names for _ in range(JUDGE_SEEDS)), cfg.judge_epochs,
+                                device, seeds)
+
+
+def left_out(cfg: EvalConfig, exclude: set[str]) -> list[str]:
+    """The judges in --judges of an architecture family the distillation used."""
+    used = {architectures.family(a) for a in exclude}
+    return sorted(j for j in cfg.judge_list if architectures.family(j) in used)
 
 
 def _wearability(cfg: EvalConfig, sets: dict, dataset: ImageDataset, space: PixelSpace,
                  device: torch.device, exclude: set[str]) -> dict:
     """Wearability of each set (its first model's draw for a random baseline), logged per set."""
     judges = judges_for(cfg, dataset, device, exclude)
-    report = {"judges": {j.name: {"test_accuracy": j.test_accuracy} for j in judges},
-              "left_out": sorted(set(cfg.judge_list) & exclude), "sets": {}}
+    report = {"judges": {n: {"test_accuracy": j.test_accuracy, "architecture": j.name, "seed": j.seed}
+                         for n, j in zip(instance_names(judges), judges)},
+              "left_out": left_out(cfg, exclude), "sets": {}}
     for name, (make_set, _) in sets.items():
         synthetic = make_set(torch.Generator().manual_seed(model_seed(cfg, 0) + 1))
         wear = report["sets"][name] = wearability(synthetic, space, judges, cfg.wear_crops, cfg.seed,
                                                   dataset.class_names)
-        log.info("wearability of %-22s %.2f (worst class %.2f; judges %s)", name, wear["mean"], wear["min"],
+        log.info("wearability of %-22s %.2f ± %.2f (n = %d judges; worst class %.2f; %s)", name, wear["mean"],
+                 wear["std"], wear["judges_n"], wear["min"],
                  ", ".join(f"{j} {w['mean']:.2f}" for j, w in wear["judges"].items()))
     return report
 

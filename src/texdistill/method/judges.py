@@ -3,11 +3,17 @@
 A *judge* is a network trained on the real training images only, of another architecture and seed than the
 distillation's ConvNet, and never used by the distillation. Judges read displayed pixels (uint8, as in the
 PNGs), normalised with the dataset's own channel statistics, so they do not depend on a run's pixel space.
-They are trained once per dataset, resolution and class list and cached (`<cache>/judges/`).
+They share nothing with the recognition step's recognisers but the Judge container: another training recipe
+(`train_judge`: AdamW, warm-up + cosine, label smoothing 0.1, random resized crops + flips + random erasing;
+the recognisers: SGD + Nesterov, one-cycle, shifts + flips, recognition.train_recognizer), other
+architectures (by default a vision transformer without convolutions and LeNet-5) and other seeds, each
+architecture with JUDGE_SEEDS seeds. They are trained once per dataset, resolution and class list and cached
+(the user cache, method/netcache.py, and a copy in the run's `<cache>/judges/`).
 
 *Wearability* of a set = the share of its samples that a judge classifies as their class: for a texture,
 `crops` uniformly random wrap-around crops per canvas (seams included); for an image set, its images.
-Reported per class and as the mean over classes, per judge and averaged over the judges.
+Reported per class and as the mean over classes, per judge, and averaged over the judges with the sample std
+over the judge instances (n of them).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +37,18 @@ from texdistill import distributed
 from texdistill.config import CommonConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset
 from texdistill.errors import CheckpointError
-from texdistill.method import architectures
+from texdistill.method import architectures, netcache
 from texdistill.method.synthetic import SyntheticSet
 from texdistill.method.training import shuffled_batches
 from texdistill.storage import load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
 
-JUDGE_VERSION = 1  # bump when judge training changes, so cached judges are retrained
-DEFAULT_JUDGES = ("convnet-bn", "resnet10")
-JUDGE_SEED = 104_729  # no expert or evaluation model is seeded like this
-JUDGE_WIDTH = 64  # the convnet-bn judge is narrower than the distillation's ConvNet (and max-pools, batch-norms)
+JUDGE_RECIPE = "judge-adamw-smooth-rrc-erase-v1"  # change when train_judge changes, so cached judges are retrained
+DEFAULT_JUDGES = ("vit-tiny", "lenet")  # config.EvalConfig.judges
+JUDGE_SEED = 104_729  # no expert, recogniser or evaluation model is seeded like this
+JUDGE_SEEDS = 2  # judges per architecture (seeds JUDGE_SEED, JUDGE_SEED + 1, …): wearability's ± is over them
+JUDGE_WIDTH = 64  # the ConvNet judges are narrower than the distillation's ConvNet
 
 
 @dataclass
@@ -52,6 +60,7 @@ class Judge:
     mean: torch.Tensor  # (1, C, 1, 1) channel means in [0, 1] units
     std: torch.Tensor  # (1, C, 1, 1)
     test_accuracy: float
+    seed: int | None = None
 
     @torch.no_grad()
     def classify(self, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -66,100 +75,149 @@ class Judge:
         return (images.float() / 255.0 - self.mean.to(images.device)) / self.std.to(images.device)
 
 
-def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image (B, C, H, W) shifted by a random (dy, dx) in [−max_shift, max_shift], zero-filled, and
-    flipped left-right with probability 0.5: the standard augmentation of small-image classifiers."""
+def new_network(name: str, dataset: ImageDataset, device: torch.device) -> Judge:
+    """An untrained network `name` for the dataset's images, with the dataset's channel statistics."""
+    model = architectures.build(name, dataset.channels, dataset.num_classes, dataset.image_size[0], width=JUDGE_WIDTH)
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in dataset.channel_stats())
+    return Judge(name, model.to(device), mean, std, 0.0)
+
+
+def test_accuracy(judge: Judge, dataset: ImageDataset) -> float:
+    predicted = judge.classify(dataset.test_images)
+    return float((predicted == dataset.test_labels).float().mean()) if len(predicted) else float("nan")
+
+
+def resized_crops_erased(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The judges' augmentation of float images (B, C, H, W): a random resized crop (area 60–100 %, aspect
+    3/4–4/3, bilinear, resized back to H×W), a left-right flip with probability 0.5, then with probability 0.5
+    one random rectangle (2–20 % of the area) set to 0 (the channel mean, after normalisation)."""
     b, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)
-    dy = torch.randint(2 * max_shift + 1, (b,), generator=generator)
-    dx = torch.randint(2 * max_shift + 1, (b,), generator=generator)
-    rows = (dy.view(-1, 1) + torch.arange(h)).to(images.device)  # (B, h)
-    cols = (dx.view(-1, 1) + torch.arange(w)).to(images.device)  # (B, w)
-    out = padded.permute(0, 2, 3, 1)[torch.arange(b, device=images.device).view(-1, 1, 1), rows.unsqueeze(2),
-                                     cols.unsqueeze(1)].permute(0, 3, 1, 2)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
-    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+    u = torch.rand(b, 7, generator=generator)
+    area, aspect = 0.6 + 0.4 * u[:, 0], torch.exp((u[:, 1] - 0.5) * 2 * math.log(4 / 3))
+    sx, sy = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)  # crop side / image side
+    tx, ty = (1 - sx) * (2 * u[:, 2] - 1), (1 - sy) * (2 * u[:, 3] - 1)
+    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx * flip, tx, sy, ty
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    side = (0.02 + 0.18 * u[:, 5]).sqrt()  # a square of that share of the area
+    y0, x0 = (torch.rand(b, 2, generator=generator) * (1 - side.view(-1, 1))).unbind(1)
+    ys, xs = (torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w
+    inside = (((ys.view(1, -1) >= y0.view(-1, 1)) & (ys.view(1, -1) < (y0 + side).view(-1, 1))).unsqueeze(2)
+              & ((xs.view(1, -1) >= x0.view(-1, 1)) & (xs.view(1, -1) < (x0 + side).view(-1, 1))).unsqueeze(1))
+    erase = (inside & (u[:, 6] < 0.5).view(-1, 1, 1)).unsqueeze(1).to(images.device)
+    return out.masked_fill(erase, 0.0)
 
 
 def train_judge(name: str, dataset: ImageDataset, epochs: int, device: torch.device, seed: int = JUDGE_SEED) -> Judge:
-    """A judge of architecture `name` trained on the real training images (SGD + Nesterov, cosine lr)."""
+    """A judge of architecture `name` trained on the real training images: AdamW (lr 2e-3, weight decay 0.05),
+    a linear warm-up over the first 10 % of steps then cosine to 0, cross-entropy with label smoothing 0.1,
+    batches of 128 augmented by resized_crops_erased."""
     torch.manual_seed(seed)
-    c, (h, _) = dataset.channels, dataset.image_size
-    model = architectures.build(name, c, dataset.num_classes, h, width=JUDGE_WIDTH).to(device)
-    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in dataset.channel_stats())
-    judge = Judge(name, model, mean, std, 0.0)
-    batches = math.ceil(len(dataset.train_images) / 128)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=epochs * batches)
+    judge = new_network(name, dataset, device)
+    steps = max(1, epochs * math.ceil(len(dataset.train_images) / 128))
+    warm = max(1, steps // 10)
+    optimizer = torch.optim.AdamW(judge.model.parameters(), lr=2e-3, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: (t + 1) / warm if t < warm else 0.5 * (1 + math.cos(math.pi * (t - warm) / (steps - warm))))
     generator = torch.Generator().manual_seed(seed)
-    model.train()
+    judge.model.train()
     for _ in tqdm(range(epochs), desc=f"judge {name}", unit="epoch", leave=False, disable=not distributed.is_main()):
         for batch in shuffled_batches(len(dataset.train_images), 128, generator):
-            x = translate(dataset.train_images[batch].to(device), max(1, h // 7), generator)
-            loss = F.cross_entropy(model(judge._encode(x)), dataset.train_labels[batch].to(device))
+            x = resized_crops_erased(judge._encode(dataset.train_images[batch].to(device)), generator)
+            loss = F.cross_entropy(judge.model(x), dataset.train_labels[batch].to(device), label_smoothing=0.1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-    predicted = judge.classify(dataset.test_images)
-    judge.test_accuracy = float((predicted == dataset.test_labels).float().mean()) if len(predicted) else float("nan")
+    judge.test_accuracy = test_accuracy(judge, dataset)
     return judge
 
 
-def judge_key(identity: dict, name: str, epochs: int, seed: int = JUDGE_SEED) -> str:
-    """What a cached judge depends on: the dataset's identity, the architecture, the training recipe, the seed."""
-    recipe = {"data": identity, "judge": name, "epochs": epochs, "version": JUDGE_VERSION}
-    if seed != JUDGE_SEED:  # (judges keep the key they had before seeds could differ)
-        recipe["seed"] = seed
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+Trainer = Callable[[str, ImageDataset, int, torch.device, int], Judge]
+
+
+def judge_key(identity: dict, name: str, epochs: int, seed: int = JUDGE_SEED, recipe: str = JUDGE_RECIPE) -> str:
+    """What a trained network depends on: the dataset's identity (with its content's fingerprint), the
+    architecture, the training recipe (name and version), the epochs and the seed."""
+    recipe = {"data": identity, "network": name, "epochs": epochs, "recipe": recipe, "seed": seed}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_judges(names: tuple[str, ...], dataset: ImageDataset, identity: dict, folder: Path, epochs: int,
-                device: torch.device, seeds: tuple[int, ...] | None = None) -> list[Judge]:
+                device: torch.device, seeds: tuple[int, ...] | None = None, recipe: str = JUDGE_RECIPE,
+                train: Trainer | None = None, shared: Path | None = None) -> list[Judge]:
     """The networks `names` (one per seed in `seeds`; default: the judges' seed) trained on this dataset's real
-    images: from `folder` if trained before, else trained now and saved there.
+    images by `train` (default train_judge; `recipe` names it in the key): from `folder` if trained before, else
+    from the user cache `shared` (copied into `folder`), else trained now and saved in both.
 
     Under torchrun rank 0 trains and saves them; the other ranks wait and read the files.
     """
     judges = []
     for name, seed in zip(names, seeds or (JUDGE_SEED,) * len(names)):
-        key = judge_key(identity, name, epochs, seed)
-        path = folder / f"{dataset.name}-{dataset.image_size[0]}px-{name}-{key}.safetensors"
-        if not path.exists() and distributed.is_main():
-            started = time.time()
-            judge = train_judge(name, dataset, epochs, device, seed)
-            save_tensors(path, {**{f"model.{k}": v for k, v in judge.model.state_dict().items()},
-                                "mean": judge.mean, "std": judge.std},
-                         {"kind": "judge", "architecture": name, "epochs": epochs, "test_accuracy": judge.test_accuracy,
-                          "seed": seed, "dataset": dataset.name, "identity": identity,
-                          "train_seconds": round(time.time() - started, 1)})
-            log.info("%s (seed %d): trained in %.0f s, test accuracy %.1f %% (cached in %s)", name, seed,
-                     time.time() - started, 100 * judge.test_accuracy, path)
+        key = judge_key(identity, name, epochs, seed, recipe)
+        file = f"{dataset.name}-{dataset.image_size[0]}px-{name}-{key}.safetensors"
+        path = folder / file
+        if distributed.is_main() and not _readable(path, name, dataset):
+            if shared is not None and _readable(shared / file, name, dataset):
+                netcache.place(shared / file, path)
+                log.info("%s (seed %d): reused the cached network %s", name, seed, shared / file)
+            else:
+                started, cpu = time.time(), time.process_time()
+                judge = (train or train_judge)(name, dataset, epochs, device, seed)
+                save_tensors(path, {**{f"model.{k}": v for k, v in judge.model.state_dict().items()},
+                                    "mean": judge.mean, "std": judge.std},
+                             {"kind": "judge", "architecture": name, "epochs": epochs, "seed": seed, "key": key,
+                              "recipe": recipe, "test_accuracy": judge.test_accuracy, "dataset": dataset.name,
+                              "identity": identity, "train_seconds": round(time.time() - started, 1),
+                              "train_cpu_seconds": round(time.process_time() - cpu, 1)})
+                if shared is not None:
+                    netcache.place(path, shared / file)
+                log.info("%s (seed %d): trained in %.0f s (%.0f CPU s), test accuracy %.1f %% (cached in %s)", name,
+                         seed, time.time() - started, time.process_time() - cpu, 100 * judge.test_accuracy,
+                         shared / file if shared else path)
         distributed.barrier()
         judges.append(_read_judge(path, name, dataset, device))
     return judges
 
 
 def trained_on_real_data(cfg: CommonConfig, dataset: ImageDataset, names: tuple[str, ...], epochs: int,
-                         device: torch.device, seeds: tuple[int, ...] | None = None) -> list[Judge]:
-    """load_judges for the dataset of a stage's options, cached in its cache folder (<cache>/judges/)."""
+                         device: torch.device, seeds: tuple[int, ...] | None = None, recipe: str = JUDGE_RECIPE,
+                         train: Trainer | None = None) -> list[Judge]:
+    """load_judges for the dataset of a stage's options: from the user cache (unless --no-cache or
+    TEXDISTILL_NO_CACHE), with a copy in the run's cache folder (<cache>/judges/)."""
     found = find_dataset(**cfg.dataset_options())
-    identity = {"reader": cfg.data, "root": str(found.root.resolve()) if found.root else None, "res": found.res,
-                "classes": list(found.class_names), "holdout": cfg.holdout, "counts": found.counts,
+    identity = {"reader": cfg.data, "res": found.res, "classes": list(found.class_names), "holdout": cfg.holdout,
+                "counts": found.counts, "content": netcache.content_fingerprint(
+                    dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels),
                 **({"patches": cfg.patches} if cfg.patches else {}),
                 **({"background": cfg.background} if cfg.background != "white" else {})}
     folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
-    return load_judges(names, dataset, identity, folder, epochs, device, seeds)
+    shared = netcache.user_cache_dir() if cfg.cache else None
+    return load_judges(names, dataset, identity, folder, epochs, device, seeds, recipe, train, shared)
+
+
+def _readable(path: Path, name: str, dataset: ImageDataset) -> bool:
+    """Whether `path` holds a whole network `name` for this dataset; an unreadable one is removed, with a warning."""
+    if not path.exists():
+        return False
+    try:
+        _read_judge(path, name, dataset, torch.device("cpu"))
+        return True
+    except (CheckpointError, RuntimeError, KeyError, ValueError) as exc:
+        log.warning("%s is unreadable (%s); training that network again", path, exc)
+        path.unlink(missing_ok=True)
+        return False
 
 
 def _read_judge(path: Path, name: str, dataset: ImageDataset, device: torch.device) -> Judge:
     tensors, meta = load_tensors(path)
-    if meta.get("kind") != "judge":
-        raise CheckpointError(f"{path} is not a judge texdistill wrote; delete it to retrain the judge")
-    c, (h, _) = dataset.channels, dataset.image_size
-    model = architectures.build(name, c, dataset.num_classes, h, width=JUDGE_WIDTH)
+    if meta.get("kind") != "judge" or meta.get("architecture") != name:
+        raise CheckpointError(f"{path} is not a {name} network texdistill wrote; delete it to retrain it")
+    model = architectures.build(name, dataset.channels, dataset.num_classes, dataset.image_size[0], width=JUDGE_WIDTH)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    return Judge(name, model.to(device), tensors["mean"], tensors["std"], float(meta["test_accuracy"]))
+    return Judge(name, model.to(device), tensors["mean"], tensors["std"], float(meta["test_accuracy"]), meta.get("seed"))
 
 
 def recognition(images: torch.Tensor, labels: torch.Tensor, classify, num_classes: int) -> dict:
@@ -169,15 +227,37 @@ def recognition(images: torch.Tensor, labels: torch.Tensor, classify, num_classe
     return {"classes": per_class, "mean": statistics.mean(per_class)}
 
 
+def instance_names(judges: list[Judge]) -> list[str]:
+    """A name per judge: its architecture, with "/1", "/2", … where an architecture has several seeds."""
+    seen: dict[str, int] = {}
+    repeated = {j.name for j in judges if sum(k.name == j.name for k in judges) > 1}
+    names = []
+    for j in judges:
+        seen[j.name] = seen.get(j.name, 0) + 1
+        names.append(f"{j.name}/{seen[j.name]}" if j.name in repeated else j.name)
+    return names
+
+
 def judged(images: torch.Tensor, labels: torch.Tensor, judges: list[Judge], class_names: list[str]) -> dict:
     """Per judge and averaged over judges: the share of uint8 `images` (N, C, H, W) recognised as their class
-    `labels` (N,), per class and mean."""
-    by_judge = {j.name: recognition(images, labels, j.classify, len(class_names)) for j in judges}
+    `labels` (N,), per class and mean; `std` is the sample std of the judges' means (n = `judges_n`; 0 for one)
+    and `architectures` the mean, std and n per architecture."""
+    by_judge = {name: recognition(images, labels, j.classify, len(class_names))
+                for name, j in zip(instance_names(judges), judges)}
     per_class = [statistics.mean(r["classes"][k] for r in by_judge.values()) for k in range(len(class_names))]
+    means = [r["mean"] for r in by_judge.values()]
+    groups: dict[str, list[float]] = {}
+    for j, m in zip(judges, means):
+        groups.setdefault(j.name, []).append(m)
     return {"judges": {name: {"classes": dict(zip(class_names, r["classes"])), "mean": r["mean"]}
                        for name, r in by_judge.items()},
             "classes": dict(zip(class_names, per_class)), "mean": statistics.mean(per_class),
-            "min": min(per_class), "samples": len(labels)}
+            "std": _std(means), "judges_n": len(means), "min": min(per_class), "samples": len(labels),
+            "architectures": {a: {"mean": statistics.mean(v), "std": _std(v), "n": len(v)} for a, v in groups.items()}}
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def wearability(synthetic: SyntheticSet, space: PixelSpace, judges: list[Judge], crops: int, seed: int,

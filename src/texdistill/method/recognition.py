@@ -8,7 +8,8 @@ after MTT's update, `--recognition-steps` Adam steps (lr `--recognition-lr`) on
     R = mean_r CE(f_r(DSA(crops)), class) + γ · mean_r Σ_l (‖μ_l − μ̂_l‖ + ‖σ²_l − σ̂²_l‖)
 
 where f_r are *recognisers*: networks of another architecture than the experts (`--recognizers`, by default
-ConvNets with batch norm and max-pooling) trained on the real data, one seed each, cached like the judges;
+ConvNets with batch norm and max-pooling) trained on the real data by `train_recognizer` (SGD + Nesterov,
+one-cycle lr, shifts and flips: a recipe the judges do not share), one seed each, cached like the judges;
 the crops are `--recognition-crops` random wrap-around crops per canvas (image sets: images per class) in
 display values. The second term (γ = `--recognition-prior`, after DeepInversion, Yin et al. 2020) keeps the
 batch statistics of the crops at every batch-norm layer l near those the recogniser saw on real images (μ̂,
@@ -18,18 +19,62 @@ to networks that took no part (measured by the judges, which must be of other ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from texdistill.data import PixelSpace
+from texdistill import distributed
+from texdistill.data import ImageDataset, PixelSpace
 from texdistill.method.augment import DSAConfig, augment
-from texdistill.method.judges import Judge
+from texdistill.method.judges import Judge, new_network, test_accuracy
 from texdistill.method.synthetic import SyntheticSet
+from texdistill.method.training import shuffled_batches
 
 RECOGNIZER_SEED = 7_001  # recogniser i is trained with seed RECOGNIZER_SEED + i (the judges use another)
+RECOGNIZER_RECIPE = "recognizer-sgd-onecycle-shift-v1"  # change when train_recognizer changes
+
+
+def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image (B, C, H, W) shifted by a random (dy, dx) in [−max_shift, max_shift], zero-filled, and
+    flipped left-right with probability 0.5: the standard augmentation of small-image classifiers."""
+    b, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)
+    dy = torch.randint(2 * max_shift + 1, (b,), generator=generator)
+    dx = torch.randint(2 * max_shift + 1, (b,), generator=generator)
+    rows = (dy.view(-1, 1) + torch.arange(h)).to(images.device)  # (B, h)
+    cols = (dx.view(-1, 1) + torch.arange(w)).to(images.device)  # (B, w)
+    out = padded.permute(0, 2, 3, 1)[torch.arange(b, device=images.device).view(-1, 1, 1), rows.unsqueeze(2),
+                                     cols.unsqueeze(1)].permute(0, 3, 1, 2)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+
+
+def train_recognizer(name: str, dataset: ImageDataset, epochs: int, device: torch.device, seed: int) -> Judge:
+    """A recogniser of architecture `name` trained on the real training images (SGD + Nesterov, one-cycle lr,
+    shifts of up to 1/7 of the side and flips)."""
+    torch.manual_seed(seed)
+    judge = new_network(name, dataset, device)
+    model, h = judge.model, dataset.image_size[0]
+    batches = math.ceil(len(dataset.train_images) / 128)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=epochs * batches)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(epochs), desc=f"recogniser {name}", unit="epoch", leave=False,
+                  disable=not distributed.is_main()):
+        for batch in shuffled_batches(len(dataset.train_images), 128, generator):
+            x = translate(dataset.train_images[batch].to(device), max(1, h // 7), generator)
+            loss = F.cross_entropy(model(judge._encode(x)), dataset.train_labels[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    judge.test_accuracy = test_accuracy(judge, dataset)
+    return judge
 
 
 @dataclass

@@ -145,12 +145,15 @@ def wearability_section(wear: dict | None, names: list[str]) -> str:
     body = "".join(f"<tr><td>{html.escape(c)}</td>" + "".join(
         f"<td{' class=visible' if sets[s]['classes'][c] < 0.5 else ''}>{sets[s]['classes'][c]:.2f}</td>" for s in sets)
         + "</tr>" for c in names)
-    body += "<tr><td><b>mean</b></td>" + "".join(f"<td><b>{sets[s]['mean']:.2f}</b></td>" for s in sets) + "</tr>"
+    body += "<tr><td><b>mean</b></td>" + "".join(
+        f"<td><b>{sets[s]['mean']:.2f}</b>" + (f" ± {sets[s]['std']:.2f} (n = {sets[s]['judges_n']})"
+                                                if sets[s].get("judges_n", 1) > 1 else "") + "</td>" for s in sets) + "</tr>"
     chart = bar_chart({s: w["mean"] for s, w in sets.items()}, "share of crops recognised as their class",
                       "wearability (mean over classes)", highlight="distilled", x_max=1.0)
     return (f"<p class=note>The share of uniformly random crops (textures: wrap-around crops of the canvas, seams "
             f"included; image sets: the images) that networks trained only on the real data, never used by the "
-            f"distillation, classify as their class — averaged over the judges {judges}. Red: below 0.5.</p>"
+            f"distillation, classify as their class — averaged over the judges {judges} (±: sample std over the judges). "
+            f"Red: below 0.5.</p>"
             + figure_tag(chart, "image/svg+xml", "wearability chart", "mean over classes and judges")
             + f'<table id="wearability-table"><thead><tr><th>class</th>{head}</tr></thead><tbody>{body}</tbody></table>')
 
