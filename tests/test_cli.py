@@ -27,6 +27,7 @@ def test_presets_are_listed(capsys):
     assert "demo" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a fresh interpreter runs the whole demo; the fast tests check its products on conftest's texture_run
 def test_demo_quick_end_to_end(quick_demo):
     out, result = quick_demo
     for relative in ("config.json", "log.jsonl", "checkpoint.safetensors", "synthetic.safetensors", "eval.json",

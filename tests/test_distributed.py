@@ -1,4 +1,8 @@
-"""torchrun on CPU (gloo), 2 processes on localhost: results equal those of one process."""
+"""torchrun on CPU (gloo), 2 processes on localhost: results equal those of one process.
+
+The launches are slow (-m slow): each starts 1 to 3 fresh interpreters. What runs in-process stays in the default run
+here (the process group's backend and timeout, each rank's device, exact float32) and in test_evaluate
+(test_under_torchrun_each_round_of_models_is_saved_before_the_next, ranks emulated)."""
 
 import json
 import os
@@ -49,6 +53,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_experts_from_two_ranks_equal_one_process(runs):
     for index in range(3):
         one = load_file(runs / "one" / "experts" / f"expert_{index:03d}.safetensors")["trajectory"]
@@ -56,6 +61,7 @@ def test_experts_from_two_ranks_equal_one_process(runs):
         assert torch.equal(one, two), f"expert {index} differs"
 
 
+@pytest.mark.slow
 def test_evaluation_gathers_all_models(runs):
     distill = ["distill", *TINY, "--texture", "--iterations", "2", "--syn-steps", "2", "--expert-epochs", "1",
                "--max-start-epoch", "1"]
@@ -70,6 +76,7 @@ def test_evaluation_gathers_all_models(runs):
     assert two["models"] == 3 and two["accuracies"] == one["accuracies"]
 
 
+@pytest.mark.slow
 def test_data_parallel_gradient_equals_single_process(tmp_path):
     from dist_gradient import gradients
 
@@ -82,6 +89,7 @@ def test_data_parallel_gradient_equals_single_process(tmp_path):
         assert rel <= 1e-5, f"{key}: relative difference {rel:.2e}"
 
 
+@pytest.mark.slow
 def test_distillation_on_two_ranks_follows_the_single_process_run(runs):
     distill = ["distill", *TINY, "--texture", "--iterations", "3", "--syn-steps", "3", "--expert-epochs", "1",
                "--max-start-epoch", "2", "--canvas-samples", "2", "--snapshot-every", "3", "--log-every", "1"]

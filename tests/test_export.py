@@ -17,10 +17,10 @@ def read(path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def exported(quick_demo, tmp_path_factory):
-    """A copy of the quick demo run, exported with every product."""
+def exported(texture_run, tmp_path_factory):
+    """A copy of conftest's texture run (the demo-quick pipeline), exported with every product."""
     run = tmp_path_factory.mktemp("export") / "run"
-    shutil.copytree(quick_demo[0], run, ignore=shutil.ignore_patterns("experts", "checkpoint.safetensors"))
+    shutil.copytree(texture_run, run, ignore=shutil.ignore_patterns("experts", "checkpoint.safetensors"))
     assert main(["export", str(run), "--tiles", "2x3", "--print", "--size-cm", "2", "--dpi", "300",
                  "--wang", "--wang-grid", "5"]) == 0
     return run
@@ -90,8 +90,8 @@ def test_print_and_wang_need_a_texture_run(image_run, capsys):
 @pytest.mark.parametrize("argv, message", [(["--tiles", "3by3"], "--tiles must look like 3x3"),
                                            (["--dpi", "0"], "--dpi must be > 0"),
                                            (["--size-cm", "500"], "over 20000 px")])
-def test_bad_export_options_are_one_line(quick_demo, argv, message, capsys):
-    assert main(["export", str(quick_demo[0]), *argv]) == 2
+def test_bad_export_options_are_one_line(texture_run, argv, message, capsys):
+    assert main(["export", str(texture_run), *argv]) == 2
     assert message in capsys.readouterr().err
 
 

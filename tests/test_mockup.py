@@ -248,27 +248,7 @@ def test_fragment_is_self_contained_with_a_scale_slider_and_sized_patterns():
     assert not any(a.get("src", "").startswith("http") or a.get("href", "").startswith("http") for _, a in page.tags)
 
 
-# ---- in a browser ----------------------------------------------------------------------------------
-def chromium():
-    import shutil
-
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-
-
-def browse(page_path, *args):
-    """Run headless Chromium on a local page; returns its stdout."""
-    import subprocess
-
-    result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                             "--virtual-time-budget=3000", *args, page_path.as_uri()],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
+# ---- in a browser (conftest's browser_page: Playwright driving Debian's chromium) ---------------------------------
 def page_with_slider_at(tmp_path, fragment, value, name):
     """A page holding the fragment whose slider is moved to `value` by a user-like input event."""
     move = (f"<script>const s = document.querySelector('input.wear-scale'); s.value = '{value}';"
@@ -278,14 +258,16 @@ def page_with_slider_at(tmp_path, fragment, value, name):
     return path
 
 
-def test_slider_changes_the_pattern_size_in_a_browser(tmp_path):
+def test_slider_changes_the_pattern_size_in_a_browser(tmp_path, browser_page):
     fragment = html_fragment({"only": random_unit(c=3, h=12, w=12)}, ["tshirt"], scale=4.0)
     for value, width in ((None, 25.0), ("8", 12.5), ("2.5", 40.0)):
-        dom = Elements(browse(page_with_slider_at(tmp_path, fragment, value, f"dom{value}"), "--dump-dom"))
+        browser_page.goto(page_with_slider_at(tmp_path, fragment, value, f"dom{value}").as_uri())
+        dom = Elements(browser_page.content())  # the DOM as the page's scripts left it
         pattern, = dom.all("pattern")
         assert float(pattern["width"]) == pytest.approx(width, abs=1e-3)
         image, = [a for a in dom.all("image") if "x" in a and float(a["x"]) < 0]  # the pattern's padded image
         assert float(image["width"]) == pytest.approx(width * (12 + 2 * PATTERN_PAD) / 12, abs=1e-3)
+    assert browser_page.errors == []
 
 
 def stripes_across(screenshot, row):
@@ -302,14 +284,14 @@ def stripes_across(screenshot, row):
 
 
 @pytest.mark.parametrize("value", ["2", "6"])
-def test_the_rendered_garment_shows_as_many_tiles_as_the_slider_says(tmp_path, value):
+def test_the_rendered_garment_shows_as_many_tiles_as_the_slider_says(tmp_path, browser_page, value):
     unit = torch.zeros(3, 8, 8, dtype=torch.uint8)
     unit[0, :, :4] = 220  # left half red, right half blue: two stripes per tile
     unit[2, :, 4:] = 220
     fragment = html_fragment({"stripes": unit}, ["tote"], scale=4.0)
-    shot = tmp_path / f"shot{value}.png"
-    browse(page_with_slider_at(tmp_path, fragment, value, "shot"), f"--screenshot={shot}", "--window-size=600,600")
-    with Image.open(shot) as screenshot:
+    browser_page.set_viewport_size({"width": 600, "height": 600})
+    browser_page.goto(page_with_slider_at(tmp_path, fragment, value, "shot").as_uri())
+    with Image.open(io.BytesIO(browser_page.screenshot())) as screenshot:
         rows = [stripes_across(screenshot, y) for y in range(0, 600, 5)]
     # the tote body is the full garment width: 2 stripes per tile, `value` tiles (the edge stripes may be cut)
     assert max(rows) == pytest.approx(2 * float(value), abs=1), rows

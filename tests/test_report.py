@@ -9,7 +9,6 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from chromium import Browser, find_chromium
 from PIL import Image
 
 from texdistill.method.setfile import load_result
@@ -40,8 +39,8 @@ def decode_data_uri(uri: str) -> tuple[str, bytes]:
     return head[5:-7], base64.b64decode(payload)
 
 
-def test_report_is_self_contained_and_complete(quick_demo):
-    run = quick_demo[0]
+def test_report_is_self_contained_and_complete(texture_run):
+    run = texture_run
     page = (run / "report.html").read_text()
     links = Links()
     links.feed(page)
@@ -86,37 +85,34 @@ def test_report_of_an_image_run(image_run):
     assert page.count('class="tiling"') == 10
 
 
-def test_report_in_headless_chromium(quick_demo, tmp_path):
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium/Chrome found: `apt-get install chromium` (.ci/run does) to run the browser test")
-    run = quick_demo[0]
+def test_report_in_headless_chromium(texture_run, browser_page, tmp_path):
+    run = texture_run
     _, meta, _ = load_result(run)
-    with Browser(executable) as browser:
-        browser.open((run / "report.html").as_uri())
-        state = browser.evaluate("""(async () => {
-            const images = [...document.images];
-            await Promise.all(images.map(img => img.decode().catch(() => null)));
-            const tiles = [...document.querySelectorAll('.tiling')].map(el => {
-                const style = getComputedStyle(el), box = el.getBoundingClientRect();
-                return {image: style.backgroundImage, repeat: style.backgroundRepeat,
-                        x: box.left + scrollX + el.clientLeft, y: box.top + scrollY + el.clientTop,
-                        width: el.clientWidth, height: el.clientHeight,
-                        tileWidth: +el.dataset.tileWidth, tileHeight: +el.dataset.tileHeight};
-            });
-            return {images: images.length, broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
-                    tiles, title: document.title};
-        })()""")
-        screenshot = browser.screenshot()
-        (tmp_path / "report.png").write_bytes(screenshot)
-        if os.environ.get("TEXDISTILL_SCREENSHOT"):
-            shutil.copy(tmp_path / "report.png", os.environ["TEXDISTILL_SCREENSHOT"])
-        assert browser.console_errors() == []
-        first = state["tiles"][0]
-        margin = 4  # the box may sit at a fractional offset: grab a little more and align below
-        region = {"x": first["x"] - margin, "y": first["y"] - margin,
-                  "width": first["width"] + 2 * margin, "height": first["height"] + 2 * margin}
-        shot = np.asarray(Image.open(io.BytesIO(browser.screenshot(region))).convert("RGB")).astype(int)
+    page = browser_page
+    page.goto((run / "report.html").as_uri())  # waits for the load event
+    state = page.evaluate("""async () => {
+        const images = [...document.images];
+        await Promise.all(images.map(img => img.decode().catch(() => null)));
+        const tiles = [...document.querySelectorAll('.tiling')].map(el => {
+            const style = getComputedStyle(el), box = el.getBoundingClientRect();
+            return {image: style.backgroundImage, repeat: style.backgroundRepeat,
+                    x: box.left + scrollX + el.clientLeft, y: box.top + scrollY + el.clientTop,
+                    width: el.clientWidth, height: el.clientHeight,
+                    tileWidth: +el.dataset.tileWidth, tileHeight: +el.dataset.tileHeight};
+        });
+        return {images: images.length, broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+                tiles, title: document.title};
+    }""")
+    screenshot = page.screenshot(full_page=True)  # page pixels: CSS px at device scale 1
+    (tmp_path / "report.png").write_bytes(screenshot)
+    if os.environ.get("TEXDISTILL_SCREENSHOT"):
+        shutil.copy(tmp_path / "report.png", os.environ["TEXDISTILL_SCREENSHOT"])
+    assert page.errors == []
+    first = state["tiles"][0]
+    margin = 4  # the box may sit at a fractional offset: take a little more and align below
+    top, left = int(first["y"]) - margin, int(first["x"]) - margin
+    full = np.asarray(Image.open(io.BytesIO(screenshot)).convert("RGB")).astype(int)
+    shot = full[top:top + int(first["height"]) + 2 * margin, left:left + int(first["width"]) + 2 * margin]
 
     assert state["images"] == 43 and state["broken"] == 0, state  # per class 3 PNG + 1 GIF; 3 plots
     assert len(state["tiles"]) == len(meta["class_names"])
@@ -136,11 +132,11 @@ def test_report_in_headless_chromium(quick_demo, tmp_path):
     assert np.abs(shot[..., 0] - shot[..., 1]).max() <= 2  # a grey texture stays grey
 
 
-def test_report_flags_an_evaluation_of_an_older_set(quick_demo, tmp_path):
+def test_report_flags_an_evaluation_of_an_older_set(texture_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    shutil.copy(quick_demo[0] / "synthetic.safetensors", run)  # no snapshots, no log: the report still builds
-    results = json.loads((quick_demo[0] / "eval.json").read_text())
+    shutil.copy(texture_run / "synthetic.safetensors", run)  # no snapshots, no log: the report still builds
+    results = json.loads((texture_run / "eval.json").read_text())
     results["iteration"] -= 5
     results["seams"]["distilled"]["classes"]["bag"]["ratio"] = 123.0  # measured on the older set
     (run / "eval.json").write_text(json.dumps(results))
@@ -149,8 +145,8 @@ def test_report_flags_an_evaluation_of_an_older_set(quick_demo, tmp_path):
     assert "123.00" not in page  # the distilled set's seams are measured afresh
 
 
-def test_a_live_report_reloads_itself_and_the_final_one_does_not(quick_demo):
-    run = quick_demo[0]
+def test_a_live_report_reloads_itself_and_the_final_one_does_not(texture_run):
+    run = texture_run
     live = report.build(run, live=True)
     assert '<meta http-equiv="refresh" content="30">' in live and 'id="live"' in live
     final = (run / "report.html").read_text()  # written by the pipeline when the run ended

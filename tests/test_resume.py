@@ -14,6 +14,7 @@ from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, start_cli,
 from texdistill.cli import main
 from texdistill.method import evaluate
 from texdistill.method.experts import expert_path
+from texdistill.rundir import RunLock
 from texdistill.storage import load_tensors, read_jsonl, read_metadata
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -26,6 +27,11 @@ def _kill(process) -> None:
     assert process.wait(timeout=30) == -signal.SIGKILL
 
 
+# The three tests that SIGKILL a real process are slow (-m slow); their fast, in-process counterparts: test_bad_input's
+# test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resumes (distillation stopped after a checkpoint,
+# the same command resumes bit-exactly), test_experts' test_partial_expert_resumes_to_the_same_trajectory, and
+# test_a_second_writer_is_refused_while_the_run_is_locked below.
+@pytest.mark.slow
 def test_distill_killed_at_a_random_iteration_resumes_bit_exactly(tmp_path, tiny_experts, capsys):
     iterations = 12
     argv = with_option(with_option(distill_cli(), "--iterations", str(iterations)), "--ckpt-every", "3")
@@ -62,6 +68,7 @@ def test_distill_killed_at_a_random_iteration_resumes_bit_exactly(tmp_path, tiny
     assert [r["loss"] for r in records] == [r["loss"] for r in reference_records]
 
 
+@pytest.mark.slow
 def test_experts_killed_mid_expert_resume_bit_exactly(tmp_path, tiny_data):
     argv = [*with_option(experts_cli(), "--epochs", "4"), "--batch-train", "16"]  # ~0.2 s per epoch
     reference, run = tmp_path / "reference", tmp_path / "run"
@@ -124,6 +131,7 @@ def test_evaluation_interrupted_after_a_model_continues_with_the_next(tmp_path, 
     assert ours["complete"] and ours["sets"] == theirs["sets"]
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_holder_does_not_block(tmp_path, tiny_experts, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_experts, run)
@@ -144,6 +152,23 @@ def test_a_second_writer_is_refused_and_a_killed_holder_does_not_block(tmp_path,
     checkpointed = read_metadata(run / "checkpoint.safetensors")["iteration"]
     assert main([*with_option(distill_cli(), "--iterations", str(checkpointed + 1)), "--out", str(run)]) == 0
     assert read_metadata(run / "checkpoint.safetensors")["iteration"] == checkpointed + 1
+
+
+def test_a_second_writer_is_refused_while_the_run_is_locked(tmp_path, tiny_experts, capsys):
+    """The in-process counterpart of the test above: the lock is held here (flock refuses a second open file even
+    in the same process), not by a distillation in another process."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_experts, run)
+    with RunLock(run, "distill"):
+        before = files_of(run)
+        assert main([*distill_cli(), "--out", str(run)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"is being written by texdistill distill (pid {os.getpid()}" in err and "another --out" in err
+        assert main([*experts_cli(), "--out", str(run)]) == 2  # every stage takes the same lock
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+        assert files_of(run) == before
+    # released: the same command now runs
+    assert main([*with_option(distill_cli(), "--iterations", "1"), "--out", str(run)]) == 0
 
 
 def test_force_starts_a_stage_over_and_removes_only_its_own_files(tmp_path, tiny_run):
