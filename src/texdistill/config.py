@@ -23,6 +23,10 @@ from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
 from texdistill.method.models import HEADS
 from texdistill.method.training import PRECISIONS
 
+# options retired as measured not to help (they last ran at commit 17673e2) → the value that turned each off: a
+# saved run (or config file) holding that value is today's run; another value cannot be continued
+RETIRED: dict[str, Any] = {"start_ramp": 0, "label_field": False, "step_pool": 0, "ema_decay": 0.0, "min_syn_lr": 0.0}
+
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
     """A config field with its help text (and optional choices) for the generated CLI flag or positional argument."""
@@ -145,9 +149,12 @@ class CommonConfig:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
-        saved = {**self.defaults(), **saved}  # an option added after `saved` was written had its default then
+        retired = [f"--{k.replace('_', '-')} {v} (retired; it last ran at commit 17673e2)"
+                   for k, v in sorted(saved.items()) if k in RETIRED and v != RETIRED[k]]
+        # an option added after `saved` was written had its default then; one retired since was off
+        saved = {**self.defaults(), **{k: v for k, v in saved.items() if k not in RETIRED}}
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
-        return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
+        return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys] + retired
 
 
 @dataclass
@@ -215,24 +222,12 @@ class DistillConfig(CommonConfig):
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
-    start_ramp: int = option(0, "difficulty schedule (DATM): over this many iterations the start-epoch bound "
-                                "grows linearly from min_start_epoch + 1 to max_start_epoch, so early "
-                                "iterations match the easy early epochs; 0 = the whole range from the start")
-    soft_labels: bool = option(False, "learn a soft label per image / canvas (class logits, initialised from "
+    soft_labels: bool = option(False, "image mode: learn a soft label per image (class logits, initialised from "
                                       "the experts' logits, DATM): the student trains on their softmax")
-    label_field: bool = option(False, "texture mode with --soft-labels: a label field per canvas; a crop's label is "
-                                      "the softmax of the field's mean over its window (from an expert's logits)")
-    step_pool: int = option(0, "the student's N batches of an iteration (crops or images, DSA) are a random run of N "
-                               "consecutive ones of this many fixed for the run (= --syn-steps: the same N "
-                               "every iteration); 0 = fresh batches (MTT)")
     lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
-    ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
-                                   "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
     clamp_pixels: bool = option(False, "keep the pixels displayable: after every update, values a PNG cannot show "
                                        "(below black, above white) are clamped, so what is evaluated and judged "
                                        "is what the texture's PNG shows (MTT does not clamp)")
-    min_syn_lr: float = option(0.0, "floor of the learnable student lr η: it may fall to this and no further, so the "
-                                    "student cannot reach L ≈ 1 by standing still (texture mode); 0 = no floor")
     recognition_lr: float = option(0.0, "texture mode: after each MTT update, Adam steps with this lr on the "
                                         "recognisers' cross-entropy of random crops plus a batch-statistics prior, "
                                         "so every crop reads as its class (README 'Textures that read as their "
@@ -285,16 +280,7 @@ class DistillConfig(CommonConfig):
         _require(self.batch_syn is None or self.batch_syn >= 1, f"--batch-syn must be ≥ 1, got {self.batch_syn}")
         _require(self.lr_img > 0 and self.lr_lr >= 0, "--lr-img must be > 0 and --lr-lr ≥ 0")
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
-        _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
-        _require(not 0 < self.step_pool < self.syn_steps,
-                 f"--step-pool must be 0 or ≥ --syn-steps ({self.syn_steps}), got {self.step_pool}")
-        _require(not self.label_field or (self.texture and self.soft_labels),
-                 "--label-field is a soft-label field over texture canvases: it needs --texture and --soft-labels")
-        _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        _require(self.min_syn_lr >= 0, f"--min-syn-lr must be ≥ 0, got {self.min_syn_lr}")
-        _require(self.syn_lr_init is None or self.syn_lr_init >= self.min_syn_lr,
-                 f"--syn-lr-init {self.syn_lr_init} is below --min-syn-lr {self.min_syn_lr}")
         _require(self.recognition_lr >= 0, f"--recognition-lr must be ≥ 0, got {self.recognition_lr}")
         _require(self.recognizers in ARCHITECTURES, f"unknown --recognizers '{self.recognizers}'; choose from "
                                                     f"{', '.join(ARCHITECTURES)}")
@@ -306,6 +292,8 @@ class DistillConfig(CommonConfig):
         # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
         _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
                  f"one canvas per class (give it more pixels with --canvas-size)")
+        _require(not (self.texture and self.soft_labels), "--soft-labels applies to image mode; texture canvases "
+                 "train on their class (soft labels on textures were retired: measured not to help)")
         _require(self.texture or self.init != "real-tiled", "--init real-tiled tiles one real image over a canvas "
                  "(texture mode); in image mode use --init real or noise, or add --texture")
 
