@@ -20,12 +20,12 @@ from texdistill.method.architectures import ARCHITECTURES
 from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.method.matching import GRADIENT_MODES
 from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
-from texdistill.method.models import HEADS
 from texdistill.method.training import PRECISIONS
 
 # options retired as measured not to help (they last ran at commit 17673e2) → the value that turned each off: a
 # saved run (or config file) holding that value is today's run; another value cannot be continued
-RETIRED: dict[str, Any] = {"start_ramp": 0, "label_field": False, "step_pool": 0, "ema_decay": 0.0, "min_syn_lr": 0.0}
+RETIRED: dict[str, Any] = {"start_ramp": 0, "label_field": False, "step_pool": 0, "ema_decay": 0.0, "min_syn_lr": 0.0,
+                           "head": "flat"}
 
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
@@ -171,10 +171,6 @@ class ExpertsConfig(CommonConfig):
     wrap_shift: float = option(0.0, "probability that a training image is rolled by a random offset with "
                                     "wrap-around (as a crop of it tiled): experts that have seen what texture "
                                     "crops look like; 0 = MTT's experts")
-    head: str = option("flat", "the ConvNet's classifier head, for experts and so for the student and the evaluation "
-                               "models: 'flat' (the literature's linear layer on the flattened features) or 'gap' "
-                               "(global average pooling first: translation-invariant, MTT's ConvNetGAP; it learns "
-                               "slower at the same lr)", choices=HEADS)
     precision: str = option("float32", "arithmetic of expert training: 'bfloat16' runs the network under autocast, "
                                        "the trajectories stay float32 (2 AVX-512-BF16 CPU cores: the network 1.25× "
                                        "faster, a whole epoch 1.02×; README 'Expert training')", choices=PRECISIONS)
