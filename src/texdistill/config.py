@@ -47,6 +47,9 @@ class CommonConfig:
     # options that may differ between a run and its resumption (everything else must match); where the
     # decoded dataset is cached changes nothing about it
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
+    # options for advanced use: flags and config keys like the rest, listed by --help-all only
+    ADVANCED: ClassVar[frozenset[str]] = frozenset({"background", "cache", "cache_dir", "zca_eps", "dsa", "dsa_strategy",
+                                                    "dsa_mode"})
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -162,6 +165,7 @@ class ExpertsConfig(CommonConfig):
     """Train expert networks on the real data and store their parameter trajectories."""
 
     RESUMABLE = CommonConfig.RESUMABLE | {"num_experts"}
+    ADVANCED = CommonConfig.ADVANCED | {"momentum_teacher", "batch_train", "precision"}
 
     num_experts: int = option(5, "number of expert trajectories (the paper uses 100; 5–20 suffice for small runs)")
     epochs: int = option(10, "epochs per expert; a trajectory stores epochs + 1 parameter vectors (MTT: 50)")
@@ -198,6 +202,10 @@ class DistillConfig(CommonConfig):
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
                                           "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile",
                                           "kept_steps", "deterministic"}
+    ADVANCED = CommonConfig.ADVANCED | {"min_start_epoch", "momentum_img", "syn_lr_init", "soft_labels", "lr_label",
+                                        "recognizers", "recognition_models", "recognition_prior", "recognition_crops",
+                                        "recognition_steps", "recognizer_epochs", "match_loss", "compile", "kept_steps",
+                                        "deterministic", "log_every", "max_bad_steps"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -310,6 +318,7 @@ class EvalConfig(CommonConfig):
 
     # wearability is recomputed by every run, so its options may change between a run and its resumption
     RESUMABLE = CommonConfig.RESUMABLE | {"num_models", "baselines", "models", "judges", "judge_epochs", "wear_crops"}
+    ADVANCED = CommonConfig.ADVANCED | {"eval_momentum", "eval_weight_decay", "eval_batch", "judge_epochs", "wear_crops"}
 
     num_models: int = option(5, "networks trained from scratch per evaluated set and architecture (mean ± sample "
                                 "std over them; 3 or more for a ± that means something)")
@@ -361,6 +370,7 @@ class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
     """
 
     RESUMABLE = EvalConfig.RESUMABLE | DistillConfig.RESUMABLE | ExpertsConfig.RESUMABLE
+    ADVANCED = EvalConfig.ADVANCED | DistillConfig.ADVANCED | ExpertsConfig.ADVANCED
 
     def __post_init__(self) -> None:
         super().__post_init__()
