@@ -10,7 +10,7 @@ judges read such crops (wearability). This script shows the same two numbers for
 - collage crops: a uniformly random wrap-around crop of a fresh 2 × 2 collage of four images of the class — a crop
                  of a real-collage canvas, the demo's starting point, drawn anew for every sample
 
-Accuracy: ConvNets of the preset's experts (its width, depth, head), trained on the whole real training set in
+Accuracy: ConvNets of the preset's experts (its width, depth), trained on the whole real training set in
 that form with the evaluation protocol (SGD lr = the experts' lr, momentum and weight decay of `evaluate`, the lr
 divided by 10 half-way, the preset's DSA), tested on the centred test images; mean ± sample std over --models
 seeds. Recognition: the share of the test images in that form that the independent judges (ResNet-10 and LeNet,
@@ -108,7 +108,7 @@ def main() -> None:
     spec = model_spec_for(experts_cfg, dataset)
     judges = trained_on_real_data(cfg, dataset, JUDGES, cfg.judge_epochs, device)
     print(f"{dataset.name}: {len(dataset.train_images)} training images, {len(dataset.test_images)} test images; "
-          f"ConvNet w{spec.width} d{spec.depth} ({spec.head} head), lr {experts_cfg.lr_teacher}, {args.epochs} epochs, "
+          f"ConvNet w{spec.width} d{spec.depth}, lr {experts_cfg.lr_teacher}, {args.epochs} epochs, "
           f"n = {args.models} seeds; judges {', '.join(f'{j.name} ({100 * j.test_accuracy:.1f} %)' for j in judges)}")
     print(f"| real images, seen as | test accuracy (n = {args.models}) "
           f"| recognised by the judges | {' | '.join(j.name for j in judges)} | worst class | s |")

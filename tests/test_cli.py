@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -40,3 +41,35 @@ def test_demo_quick_end_to_end(quick_demo):
     assert {"random real tiled"} <= set(results["sets"]) and set(results["sets"]) == set(results["seams"])
     # the demo ends by pointing at its report
     assert result.stdout.strip().splitlines()[-1].startswith(f"report: {out / 'report.html'}")
+
+
+def _listed_options(argv: list[str], capsys) -> list[str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    options = out.split("\noptions:\n", 1)[1].split("\n\n", 1)[0]  # the option list, not usage or epilog
+    return [line.split()[0].rstrip(",") for line in options.splitlines() if line.startswith("  -")]
+
+
+def test_distill_help_lists_at_most_40_options_and_names_the_advanced_ones(capsys):
+    from texdistill.config import DistillConfig
+    listed = _listed_options(["distill", "--help"], capsys)
+    assert len(listed) <= 40, listed
+    advanced = [f"--{name.replace('_', '-')}" for name in DistillConfig.ADVANCED]
+    assert not set(advanced) & set(listed)
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    epilog = " ".join(capsys.readouterr().out.split("Advanced options, not listed above:")[1].split())
+    assert all(f"{flag}," in epilog or f"{flag}." in epilog for flag in advanced)
+    assert set(advanced) <= set(_listed_options(["distill", "--help-all"], capsys))
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_advanced_options_are_options_and_still_flags(stage, tmp_path):
+    from texdistill.cli import build_parser
+    config_class = STAGES[stage]
+    fields = {f.name: f.default for f in dataclasses.fields(config_class)}
+    assert config_class.ADVANCED <= set(fields)
+    args = build_parser([stage]).parse_args([stage, "--kept-steps", "0"] if "kept_steps" in fields else [stage])
+    assert all(getattr(args, name) == fields[name] for name in config_class.ADVANCED if name != "kept_steps")

@@ -1,15 +1,14 @@
-import dataclasses
 
 import pytest
 import torch
 
 from texdistill.cli import main
 from texdistill.config import ExpertsConfig
-from texdistill.errors import CheckpointError
+from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method import experts
 from texdistill.method.evaluate import took_part
 from texdistill.method.experts import ExpertBank, ExpertTrainer, expert_path
-from texdistill.method.models import FlatParams
+from texdistill.method.models import FlatParams, ModelSpec
 from texdistill.method.training import top1_accuracy
 from texdistill.storage import load_tensors
 
@@ -113,18 +112,16 @@ def test_wrap_shift_experts_train_on_rolled_images(tmp_path, demo_data, monkeypa
     assert meta["config"]["wrap_shift"] == 1.0
 
 
-def test_gap_head_experts_and_their_student(tmp_path, demo_data):
-    cfg = ExpertsConfig(out=str(tmp_path), width=8, num_experts=1, epochs=1, head="gap", lr_teacher=0.3)
-    trajectory = ExpertTrainer(cfg, demo_data).train_one(0)
+def test_experts_stored_with_a_head_read_as_today_s_convnet_unless_it_was_the_retired_gap(tmp_path, demo_data):
+    cfg = ExpertsConfig(out=str(tmp_path), width=8, num_experts=1, epochs=1)
+    ExpertTrainer(cfg, demo_data).train_one(0)
     bank = ExpertBank.open(tmp_path / "experts")
-    spec = bank.spec
-    assert spec.head == "gap" and bank.metadata["lr"] == 0.3
-    flat_spec = dataclasses.replace(spec, head="flat")
-    # the classifier reads the 8 pooled channels, not the 8 × 3 × 3 flattened features
-    assert trajectory.shape[1] == FlatParams(spec.build()).size == FlatParams(flat_spec.build()).size - 8 * 8 * 10
-    assert took_part(bank.metadata) == {"convnet-gap"}
+    assert "head" not in bank.metadata["model"] and took_part(bank.metadata) == {"convnet"}
+    assert ModelSpec.from_dict({**bank.metadata["model"], "head": "flat"}) == bank.spec  # stored before retirement
+    with pytest.raises(ConfigError, match="'gap' classifier head, retired"):
+        ModelSpec.from_dict({**bank.metadata["model"], "head": "gap"})
     with pytest.raises(SystemExit):
-        main(["experts", "--out", str(tmp_path / "bad"), "--head", "round"])
+        main(["experts", "--out", str(tmp_path / "bad"), "--head", "gap"])
 
 
 def test_bfloat16_experts_run_the_network_in_bfloat16_and_keep_float32_trajectories(tmp_path, demo_data, monkeypatch):

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from conftest import tiny_flat
 
 from texdistill.method.initial import collage
 from texdistill.method.synthetic import (
@@ -95,40 +94,6 @@ def test_state_round_trip():
     canvas = TextureCanvas(torch.randn(2, 3, 9, 7), torch.arange(2), 2, (5, 5), canvas_samples=2)
     rebuilt = from_state(canvas.settings(), canvas.state_tensors())
     assert isinstance(rebuilt, TextureCanvas) and torch.equal(rebuilt.sample(3)[0], canvas.sample(3)[0])
-
-
-def test_a_label_field_labels_each_crop_with_the_softmax_of_its_window_mean():
-    canvas = TextureCanvas(torch.randn(3, 1, 9, 7), torch.arange(3), 3, (5, 4), canvas_samples=6)
-    field = torch.randn(3, 3, 9, 7)
-    canvas.use_soft_labels(field)
-    assert canvas.has_label_field
-    draw = canvas.draw(4)
-    _, targets = canvas.take(draw)
-    for b in range(len(draw.index)):  # naive: roll the canvas's field so the crop is its top-left corner
-        rolled = field[draw.index[b]].roll((-int(draw.dy[b]), -int(draw.dx[b])), dims=(1, 2))
-        assert torch.allclose(targets[b], torch.softmax(rolled[:, :5, :4].mean(dim=(1, 2)), dim=0), atol=1e-6)
-    rebuilt = from_state(canvas.settings(), canvas.state_tensors())
-    assert rebuilt.has_label_field and torch.equal(rebuilt.sample(4)[1], targets)
-    with pytest.raises(ValueError, match="expected one of"):
-        canvas.use_soft_labels(torch.randn(3, 3, 9, 8))
-
-
-def test_the_label_field_starts_from_the_logits_of_the_crop_centred_at_each_pixel():
-    flat = tiny_flat(dtype=torch.float32)  # 3 classes, 8-px inputs
-    theta = flat.get()
-    canvas = TextureCanvas(torch.randn(3, 1, 12, 10, generator=torch.Generator().manual_seed(1)),
-                           torch.arange(3), 3, (8, 8))
-    field = canvas.expert_label_field(flat, theta)
-    assert field.shape == (3, 3, 12, 10)
-    assert torch.equal(field.argmax(1), torch.arange(3).view(3, 1, 1).expand(3, 12, 10))  # each on its class
-    for k, y, x in [(0, 0, 0), (1, 5, 9), (2, 11, 3)]:
-        crop = wrap_crops(canvas.pixels.detach(), torch.tensor([k]), torch.tensor([y - 4]) % 12,
-                          torch.tensor([x - 4]) % 10, (8, 8))
-        expected = on_own_class(flat.forward(theta, crop), torch.tensor([k]))[0]
-        assert torch.allclose(field[k, :, y, x], expected, atol=1e-5)
-    coarse = canvas.expert_label_field(flat, theta, grid=4)  # offsets 0, 3, 6, 9: each held over 3 pixels
-    assert torch.equal(coarse[:, :, 4:7, 4:7], field[:, :, 4:5, 4:5].expand(3, 3, 3, 3))
-    assert not torch.equal(coarse, field)
 
 
 def test_on_own_class_swaps_the_top_logit_with_the_label_s():

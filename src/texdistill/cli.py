@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable
@@ -46,16 +47,34 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def advanced_options(config_class: type) -> list[str]:
+    """The config's options for advanced use (shown by --help-all only), in field order."""
+    advanced = set(getattr(config_class, "ADVANCED", ())) - set(getattr(config_class, "UNUSED", ()))
+    return [f.name for f in dataclasses.fields(config_class) if f.name in advanced]
+
+
+def advanced_epilog(command: str, config_class: type) -> str | None:
+    """--help's note on the options it leaves out."""
+    names = advanced_options(config_class)
+    if not names:
+        return None
+    text = (f"Advanced options, not listed above: {', '.join(_flag(n) for n in names)}. They work as flags and as "
+            f"keys of a --config file (or a preset) like the others; `texdistill {command} --help-all` describes "
+            f"every option.")
+    return textwrap.fill(text, width=79, break_on_hyphens=False)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
-                     defaults: dict[str, Any]) -> None:
-    """One flag (or optional positional argument) per config field, with its help text and effective default."""
+                     defaults: dict[str, Any], show_all: bool = True) -> None:
+    """One flag (or optional positional argument) per config field, with its help text and effective default;
+    the advanced ones are listed only with `show_all`."""
     types_ = field_types(config_class)
+    hidden = set(getattr(config_class, "UNUSED", ())) | (set() if show_all else set(advanced_options(config_class)))
     for f in dataclasses.fields(config_class):
         base, optional = types_[f.name]
         default = defaults.get(f.name, f.default)
         shown = "auto" if default is None else default
-        help_text = (argparse.SUPPRESS if f.name in getattr(config_class, "UNUSED", ())
-                     else f"{f.metadata.get('help', '')} (default: {shown})")
+        help_text = argparse.SUPPRESS if f.name in hidden else f"{f.metadata.get('help', '')} (default: {shown})"
         if f.metadata.get("positional"):
             parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(), help=help_text)
         elif base is bool:
@@ -128,6 +147,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     config_values = file_values(known.config)
+    show_all = "--help-all" in argv
 
     parser = argparse.ArgumentParser(
         prog="texdistill", description="Dataset distillation by Matching Training Trajectories, "
@@ -136,7 +156,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for stage, config_class in {**STAGES, **TOOLS}.items():
         p = sub.add_parser(stage, help=STAGE_HELP.get(stage, ""), description=config_class.__doc__,
+                           epilog=advanced_epilog(stage, config_class),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        if advanced_options(config_class):
+            p.add_argument("--help-all", action="help", help="show this help with the advanced options too")
         preset = known.preset or DEFAULT_PRESET.get(stage)
         p.add_argument("--preset", default=preset, help=f"named defaults ({', '.join(PRESETS)}); flags override them "
                                                         f"(default: {preset or 'none'})")
@@ -147,7 +170,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                            help="print the dataset found (classes, counts, resolution), the model size, the "
                                 "trajectory storage and the estimated peak memory per gradient mode and compute "
                                 "time of all stages, then exit without decoding or writing anything")
-        add_config_flags(p, config_class, {**preset_values(preset), **config_values})
+        add_config_flags(p, config_class, {**preset_values(preset), **config_values}, show_all)
     for command, config_class in RUN_COMMANDS.items():
         p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")

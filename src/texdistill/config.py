@@ -21,8 +21,12 @@ from texdistill.method.architectures import ARCHITECTURES
 from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
 from texdistill.method.matching import GRADIENT_MODES
 from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
-from texdistill.method.models import HEADS
 from texdistill.method.training import PRECISIONS
+
+# options retired as measured not to help (they last ran at commit 17673e2) → the value that turned each off: a
+# saved run (or config file) holding that value is today's run; another value cannot be continued
+RETIRED: dict[str, Any] = {"start_ramp": 0, "label_field": False, "step_pool": 0, "ema_decay": 0.0, "min_syn_lr": 0.0,
+                           "head": "flat"}
 
 
 def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
@@ -45,6 +49,9 @@ class CommonConfig:
     # decoded dataset is cached changes nothing about it
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"out", "device", "cache", "cache_dir"})
     LEGACY: ClassVar[dict[str, Any]] = {"val_fraction": 0.0}  # in effect before the option existed (resuming)
+    # options for advanced use: flags and config keys like the rest, listed by --help-all only
+    ADVANCED: ClassVar[frozenset[str]] = frozenset({"background", "cache", "cache_dir", "zca_eps", "dsa", "dsa_strategy",
+                                                    "dsa_mode", "val_fraction"})
 
     out: str = option("runs/demo", "run folder; experts, checkpoints, textures, logs and report go here. "
                                    "Re-running a command on the same folder resumes it")
@@ -144,9 +151,12 @@ class CommonConfig:
         """'--option old → new' for every option that differs from `saved` and must not change on resume."""
         ignored = self.RESUMABLE | self.RUN_CONTROL
         new = self.to_dict()
-        saved = {**self.defaults(), **self.LEGACY, **saved}  # an option added after `saved` was written: as then
+        retired = [f"--{k.replace('_', '-')} {v} (retired; it last ran at commit 17673e2)"
+                   for k, v in sorted(saved.items()) if k in RETIRED and v != RETIRED[k]]
+        # an option added after `saved` was written had its default then; one retired since was off
+        saved = {**self.defaults(), **self.LEGACY, **{k: v for k, v in saved.items() if k not in RETIRED}}
         keys = sorted(k for k in set(saved) | set(new) if k not in ignored and saved.get(k) != new.get(k))
-        return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys]
+        return [f"--{k.replace('_', '-')} {saved.get(k, 'unset')} → {new.get(k, 'unset')}" for k in keys] + retired
 
 
 @dataclass
@@ -154,6 +164,7 @@ class ExpertsConfig(CommonConfig):
     """Train expert networks on the real data and store their parameter trajectories."""
 
     RESUMABLE = CommonConfig.RESUMABLE | {"num_experts"}
+    ADVANCED = CommonConfig.ADVANCED | {"momentum_teacher", "batch_train", "precision"}
 
     num_experts: int = option(5, "number of expert trajectories (the paper uses 100; 5–20 suffice for small runs)")
     epochs: int = option(10, "epochs per expert; a trajectory stores epochs + 1 parameter vectors (MTT: 50)")
@@ -163,10 +174,6 @@ class ExpertsConfig(CommonConfig):
     wrap_shift: float = option(0.0, "probability that a training image is rolled by a random offset with "
                                     "wrap-around (as a crop of it tiled): experts that have seen what texture "
                                     "crops look like; 0 = MTT's experts")
-    head: str = option("flat", "the ConvNet's classifier head, for experts and so for the student and the evaluation "
-                               "models: 'flat' (the literature's linear layer on the flattened features) or 'gap' "
-                               "(global average pooling first: translation-invariant, MTT's ConvNetGAP; it learns "
-                               "slower at the same lr)", choices=HEADS)
     precision: str = option("float32", "arithmetic of expert training: 'bfloat16' runs the network under autocast, "
                                        "the trajectories stay float32 (2 AVX-512-BF16 CPU cores: the network 1.25× "
                                        "faster, a whole epoch 1.02×; docs/performance.md)", choices=PRECISIONS)
@@ -194,6 +201,10 @@ class DistillConfig(CommonConfig):
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
                                           "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile",
                                           "kept_steps", "deterministic"}
+    ADVANCED = CommonConfig.ADVANCED | {"min_start_epoch", "momentum_img", "syn_lr_init", "soft_labels", "lr_label",
+                                        "recognizers", "recognition_models", "recognition_prior", "recognition_crops",
+                                        "recognition_steps", "recognizer_epochs", "match_loss", "compile", "kept_steps",
+                                        "deterministic", "log_every", "max_bad_steps", "fourier_alpha"}
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -204,12 +215,9 @@ class DistillConfig(CommonConfig):
                                "(texture: real images joined along minimum-error cuts on the torus: no straight "
                                "edges), 'real-tiled' (texture: one real image repeated) or Gaussian 'noise'",
                        choices=("real", "noise", "real-tiled", "quilt"))
-    parameterisation: str = option("pixels", "what is learned: the 'pixels' (MTT), or 'fourier' coefficients of "
-                                             "each image/canvas scaled by 1/frequency^α (periodic: no seam can form; "
-                                             "low frequencies move first, speckle is damped)",
-                                   choices=("pixels", "fourier"))
-    fourier_alpha: float = option(0.5, "--parameterisation fourier: the exponent α of the 1/frequency^α scale "
-                                       "(0 = the pixels' own steps; larger = smoother)")
+    parameterisation: str = option("pixels", "what is learned: the 'pixels' (MTT) or 'fourier' coefficients scaled "
+                                             "by 1/frequency^α (circulant: low frequencies first)", ("pixels", "fourier"))
+    fourier_alpha: float = option(0.5, "--parameterisation fourier: α of the 1/frequency^α scale (0 = pixel steps)")
     iterations: int = option(1000, "distillation iterations (MTT: 5000; textures converge over 10^4)")
     syn_steps: int = option(20, "student SGD steps per iteration (N); more = better match, more compute")
     expert_epochs: int = option(2, "expert epochs the student must cover in syn_steps steps (M)")
@@ -221,24 +229,12 @@ class DistillConfig(CommonConfig):
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
-    start_ramp: int = option(0, "difficulty schedule (DATM): over this many iterations the start-epoch bound "
-                                "grows linearly from min_start_epoch + 1 to max_start_epoch, so early "
-                                "iterations match the easy early epochs; 0 = the whole range from the start")
-    soft_labels: bool = option(False, "learn a soft label per image / canvas (class logits, initialised from "
+    soft_labels: bool = option(False, "image mode: learn a soft label per image (class logits, initialised from "
                                       "the experts' logits, DATM): the student trains on their softmax")
-    label_field: bool = option(False, "texture mode with --soft-labels: a label field per canvas; a crop's label is "
-                                      "the softmax of the field's mean over its window (from an expert's logits)")
-    step_pool: int = option(0, "the student's N batches of an iteration (crops or images, DSA) are a random run of N "
-                               "consecutive ones of this many fixed for the run (= --syn-steps: the same N "
-                               "every iteration); 0 = fresh batches (MTT)")
     lr_label: float = option(2.0, "SGD learning rate of the soft-label logits (momentum 0.9; DATM: 2–10)")
-    ema_decay: float = option(0.0, "write an exponential moving average of the pixels with this decay "
-                                   "(e.g. 0.99) as the result instead of the last iterate; 0 = off")
     clamp_pixels: bool = option(False, "keep the pixels displayable: after every update, values a PNG cannot show "
                                        "(below black, above white) are clamped, so what is evaluated and judged "
                                        "is what the texture's PNG shows (MTT does not clamp)")
-    min_syn_lr: float = option(0.0, "floor of the learnable student lr η: it may fall to this and no further, so the "
-                                    "student cannot reach L ≈ 1 by standing still (texture mode); 0 = no floor")
     recognition_lr: float = option(0.0, "texture mode: after each MTT update, Adam steps with this lr on the "
                                         "recognisers' cross-entropy of random crops plus a batch-statistics prior, "
                                         "so every crop reads as its class (docs/study.md 'Textures that read as "
@@ -292,17 +288,8 @@ class DistillConfig(CommonConfig):
         _require(self.batch_syn is None or self.batch_syn >= 1, f"--batch-syn must be ≥ 1, got {self.batch_syn}")
         _require(self.lr_img > 0 and self.lr_lr >= 0, "--lr-img must be > 0 and --lr-lr ≥ 0")
         _require(self.syn_lr_init is None or self.syn_lr_init > 0, "--syn-lr-init must be > 0")
-        _require(self.start_ramp >= 0, f"--start-ramp must be ≥ 0, got {self.start_ramp}")
         _require(self.lr_label > 0, f"--lr-label must be > 0, got {self.lr_label}")
         _require(self.fourier_alpha >= 0, f"--fourier-alpha must be ≥ 0, got {self.fourier_alpha}")
-        _require(not 0 < self.step_pool < self.syn_steps,
-                 f"--step-pool must be 0 or ≥ --syn-steps ({self.syn_steps}), got {self.step_pool}")
-        _require(not self.label_field or (self.texture and self.soft_labels),
-                 "--label-field is a soft-label field over texture canvases: it needs --texture and --soft-labels")
-        _require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        _require(self.min_syn_lr >= 0, f"--min-syn-lr must be ≥ 0, got {self.min_syn_lr}")
-        _require(self.syn_lr_init is None or self.syn_lr_init >= self.min_syn_lr,
-                 f"--syn-lr-init {self.syn_lr_init} is below --min-syn-lr {self.min_syn_lr}")
         _require(self.recognition_lr >= 0, f"--recognition-lr must be ≥ 0, got {self.recognition_lr}")
         _require(self.recognizers in ARCHITECTURES, f"unknown --recognizers '{self.recognizers}'; choose from "
                                                     f"{', '.join(ARCHITECTURES)}")
@@ -314,6 +301,8 @@ class DistillConfig(CommonConfig):
         # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
         _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
                  f"one canvas per class (give it more pixels with --canvas-size)")
+        _require(not (self.texture and self.soft_labels), "--soft-labels applies to image mode; texture canvases "
+                 "train on their class (soft labels on textures were retired: measured not to help)")
         _require(self.texture or self.init not in ("real-tiled", "quilt"), f"--init {self.init} makes a canvas "
                  "(texture mode); in image mode use --init real or noise, or add --texture")
 
@@ -334,6 +323,7 @@ class EvalConfig(CommonConfig):
 
     # wearability is recomputed by every run, so its options may change between a run and its resumption
     RESUMABLE = CommonConfig.RESUMABLE | {"num_models", "baselines", "models", "judges", "judge_epochs", "wear_crops"}
+    ADVANCED = CommonConfig.ADVANCED | {"eval_momentum", "eval_weight_decay", "eval_batch", "judge_epochs", "wear_crops"}
 
     num_models: int = option(5, "networks trained from scratch per evaluated set and architecture (mean ± sample "
                                 "std over them; 3 or more for a ± that means something)")
@@ -386,6 +376,7 @@ class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
     """
 
     RESUMABLE = EvalConfig.RESUMABLE | DistillConfig.RESUMABLE | ExpertsConfig.RESUMABLE
+    ADVANCED = EvalConfig.ADVANCED | DistillConfig.ADVANCED | ExpertsConfig.ADVANCED
 
     def __post_init__(self) -> None:
         super().__post_init__()

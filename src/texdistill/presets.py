@@ -58,9 +58,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "recognizer_epochs": 1,
                     "num_models": 1, "eval_epochs": 30, "judge_epochs": 1}),
     "fashion-texture": ("Fashion-MNIST textures, a longer CPU run than the demo: 10 experts, 400 iterations, "
-                        "the canvases' moving average, 5 evaluation models",
+                        "5 evaluation models",
                         {**DEMO, "out": "runs/fashion-texture", "num_experts": 10, "iterations": 400,
-                         "ema_decay": 0.99, "snapshot_every": 50, "num_models": 5, "eval_epochs": 500}),
+                         "snapshot_every": 50, "num_models": 5, "eval_epochs": 500}),
     "fashion-texture-noise": ("Fashion-MNIST textures grown from noise (the paper's look): the demo from noise, "
                               "360 iterations (≈ 15 min on 2 CPU cores)",
                               {**DEMO, "out": "runs/fashion-texture-noise", "init": "noise", "iterations": 360,

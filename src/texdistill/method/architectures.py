@@ -5,7 +5,6 @@ the definitions follow DC/DSA/MTT's `networks.py`, Zhao et al. 2021): ConvNet, R
 They are written here with torch only and adapted to any image size and channel count:
 
 - `convnet`: the distillation's ConvNet (models.ConvNet): conv3×3 → instance norm → ReLU → avg-pool 2, linear head.
-- `convnet-gap`: the same with global average pooling before the classifier (MTT's ConvNetGAP).
 - `convnet-bn`: the ConvNet with batch norm and max-pooling (the literature's ConvNetBN / ConvNetMP).
 - `resnet18` / `resnet18-bn`: ResNet-18 (He et al. 2016) as the DC code adapts it to small images: a 3×3 stem
   of 64 channels without max-pool, BasicBlocks [2, 2, 2, 2] of 64/128/256/512 channels (stride 2 from the
@@ -181,20 +180,19 @@ class ViT(nn.Module):
         return self.classifier(self.norm(self.encoder(tokens)[:, 0]))
 
 
-ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn",
+ARCHITECTURES = ("convnet", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn",
                  "alexnet", "lenet", "vit-tiny")
 
 
 def family(name: str) -> str:
-    """An architecture's family: convnet (convnet, convnet-gap, convnet-bn), resnet, vgg, alexnet, lenet or vit."""
+    """An architecture's family: convnet (convnet, convnet-bn), resnet, vgg, alexnet, lenet or vit."""
     return next((f for f in ("convnet", "resnet", "vgg", "alexnet", "lenet", "vit") if name.startswith(f)), name)
 
 
 def build(name: str, channels: int, num_classes: int, size: int, width: int = 128, depth: int | None = None) -> nn.Module:
     """A fresh network `name` for (channels, size, size) images; `width`/`depth` shape the ConvNets only."""
-    if name in ("convnet", "convnet-gap"):
-        return ModelSpec(channels, num_classes, size, size, width, resolve_depth(depth, size, size),
-                         head="gap" if name.endswith("gap") else "flat").build()
+    if name == "convnet":
+        return ModelSpec(channels, num_classes, size, size, width, resolve_depth(depth, size, size)).build()
     if name == "convnet-bn":
         return ConvNetBN(channels, num_classes, size, width, depth)
     if name in ("resnet18", "resnet18-bn"):

@@ -34,8 +34,6 @@ from texdistill.rundir import RunLock, continue_existing
 
 log = logging.getLogger(__name__)
 
-STEP_POOL_SEED = 9_001  # --step-pool's seeds come from a generator seeded with --seed + this
-
 
 class Distiller:
     """The algorithm: draw a problem, match, update. `run()` reads top to bottom."""
@@ -66,8 +64,7 @@ class Distiller:
             synthetic.assign_pixels(self.space.project(synthetic.pixels, synthetic.periodic))
         if cfg.soft_labels:  # DATM: an expert's logits at the last start epoch, each on its own class
             theta = self.bank.epochs(0, cfg.max_start_epoch)[0].to(self.device)
-            synthetic.use_soft_labels(synthetic.expert_label_field(self.flat, theta) if cfg.label_field
-                                      else synthetic.expert_logits(self.flat, theta, cfg.seed))
+            synthetic.use_soft_labels(synthetic.expert_logits(self.flat, theta))
         self.state = DistillState(cfg, synthetic, self.space, cfg.syn_lr_init or float(self.bank.metadata["lr"]),
                                   generator, self.device)
         rows = distributed.my_rows(len(synthetic.draw(0).index))  # this process's images per student step
@@ -77,10 +74,6 @@ class Distiller:
         if cfg.grad_mode != "unroll":
             log.info("%s keeps the graphs of its last %d of %d student steps (--kept-steps %s)", cfg.grad_mode,
                      self.student.kept_steps, cfg.syn_steps, cfg.kept_steps)
-        # --step-pool P: the student's batches (their crops or images and their DSA) come from P seeds fixed for
-        # the run, drawn from a generator of their own (so a resumed run finds the same pool)
-        pool_generator = torch.Generator().manual_seed(cfg.seed + STEP_POOL_SEED)
-        self.step_pool = [random_seed(pool_generator) for _ in range(cfg.step_pool)]
         self.recognition = None
         if cfg.recognition_lr:
             self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,
@@ -127,23 +120,11 @@ class Distiller:
         """(expert, start epoch, problem) of the next iteration, drawn from the run's generator."""
         cfg, g = self.cfg, self.state.generator
         expert = int(torch.randint(len(self.bank.paths), (1,), generator=g))
-        start_epoch = int(torch.randint(cfg.min_start_epoch, self.start_epoch_bound(), (1,), generator=g))
+        start_epoch = int(torch.randint(cfg.min_start_epoch, cfg.max_start_epoch, (1,), generator=g))
         start, target = (t.to(self.device) for t in self.bank.epochs(expert, start_epoch,
                                                                        start_epoch + cfg.expert_epochs))
-        if self.step_pool:  # a random run of N consecutive batches of the pool (P = N: always all, in order)
-            first = int(torch.randint(len(self.step_pool) - cfg.syn_steps + 1, (1,), generator=g))
-            seeds = self.step_pool[first:first + cfg.syn_steps]
-        else:
-            seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
+        seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
         return expert, start_epoch, MatchProblem(start, target, seeds, cfg.match_loss, tuple(self.flat.numels))
-
-    def start_epoch_bound(self) -> int:
-        """The exclusive upper bound of this iteration's start epoch (grows over --start-ramp iterations)."""
-        cfg, iteration = self.cfg, self.state.iteration
-        if cfg.start_ramp == 0 or iteration >= cfg.start_ramp:
-            return cfg.max_start_epoch
-        span = cfg.max_start_epoch - cfg.min_start_epoch - 1
-        return cfg.min_start_epoch + 1 + span * iteration // cfg.start_ramp
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:

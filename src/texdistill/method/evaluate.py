@@ -223,7 +223,7 @@ def _slot(results: dict, architecture: str) -> dict:
 
 def took_part(meta: dict) -> set[str]:
     """Architectures of the networks a distillation used: its experts' ConvNet and its recognisers."""
-    return {"convnet" if ModelSpec(**meta["model"]).head == "flat" else "convnet-gap", *meta.get("recognizers", [])}
+    return {"convnet", *meta.get("recognizers", [])}
 
 
 def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device,
@@ -271,7 +271,7 @@ def _load_set(cfg: EvalConfig) -> tuple[SyntheticSet, dict, PixelSpace, ModelSpe
     fingerprint = hashlib.sha256(result_path(cfg.run_dir).read_bytes()).hexdigest()
     synthetic, meta, space = load_result(cfg.run_dir)
     space.require_zca(cfg.zca, f"the distilled set in {cfg.run_dir}")
-    return synthetic, meta, space, ModelSpec(**meta["model"]), fingerprint
+    return synthetic, meta, space, ModelSpec.from_dict(meta["model"]), fingerprint
 
 
 def _previous_results(cfg: EvalConfig, path: Path, fingerprint: str) -> dict:

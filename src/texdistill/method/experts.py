@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -38,7 +39,7 @@ def partial_path(experts_dir: Path, index: int) -> Path:
 
 def data_mismatch(found: Found, meta: dict) -> str | None:
     """How `found` differs from the data a stored model (expert, distilled set) was made on, or None."""
-    spec = ModelSpec(**meta["model"])
+    spec = ModelSpec.from_dict(meta["model"])
     held = held_out(meta)
     if (meta["dataset"], meta["class_names"], spec.channels, spec.height, spec.width_px, held) == (
             found.name, found.class_names, found.channels, found.res, found.res, found.val_fraction):
@@ -60,7 +61,7 @@ def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
     """The ConvNet the config asks for, shaped for the dataset."""
     h, w = dataset.image_size
     return ModelSpec(channels=dataset.channels, num_classes=dataset.num_classes, height=h, width_px=w,
-                     width=cfg.width, depth=resolve_depth(cfg.depth, h, w), head=cfg.head)
+                     width=cfg.width, depth=resolve_depth(cfg.depth, h, w))
 
 
 class ExpertTrainer:
@@ -225,17 +226,20 @@ class ExpertBank:
         for path, meta in zip(paths, metas):
             if meta.get("kind") != "expert-trajectory":
                 raise CheckpointError(f"{path} is a {meta.get('kind')} file, not an expert trajectory; move it away")
+        def value(meta: dict, key: str) -> Any:  # a spec stored before the GAP head's retirement names its head
+            return ModelSpec.from_dict(meta[key]) if key == "model" and key in meta else meta.get(key)
+
         keys = ("model", "dataset", "class_names", "lr")
         for path, meta in zip(paths[1:], metas[1:]):
             for key in keys:
-                if meta.get(key) != metas[0].get(key):
+                if value(meta, key) != value(metas[0], key):
                     raise CheckpointError(f"{path.name} has another {key} than {paths[0].name}; "
                                           f"keep one model/dataset per experts folder")
         return cls(paths, metas[0])
 
     @property
     def spec(self) -> ModelSpec:
-        return ModelSpec(**self.metadata["model"])
+        return ModelSpec.from_dict(self.metadata["model"])
 
     @property
     def num_epochs(self) -> int:

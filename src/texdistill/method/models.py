@@ -13,7 +13,6 @@ from torch.func import functional_call
 from texdistill.errors import ConfigError
 
 NORMS = ("instancenorm", "none")
-HEADS = ("flat", "gap")
 
 
 def depth_for_resolution(res: int) -> int:
@@ -32,13 +31,10 @@ class ModelSpec:
     width: int = 128
     depth: int = 3
     norm: str = "instancenorm"
-    head: str = "flat"  # 'flat': the literature's linear layer on the flattened features; 'gap': global average pool first
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ConfigError(f"unknown norm '{self.norm}'; choose one of {NORMS}")
-        if self.head not in HEADS:
-            raise ConfigError(f"unknown ConvNet head '{self.head}'; choose one of {HEADS}")
         if self.depth < 1 or self.width < 1:
             raise ConfigError(f"ConvNet needs depth ≥ 1 and width ≥ 1, got depth {self.depth}, width {self.width}")
         if min(self.height, self.width_px) >> self.depth < 1:
@@ -47,6 +43,16 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelSpec":
+        """A stored spec (to_dict()); one stored before the GAP head was retired names its classifier head."""
+        values = dict(values)
+        head = values.pop("head", "flat")  # 'flat' (the linear layer on the flattened features) is today's ConvNet
+        if head != "flat":
+            raise ConfigError(f"this model has a '{head}' classifier head, retired as measured not to help (it last "
+                              f"ran at commit 17673e2); train new experts")
+        return cls(**values)
 
     def build(self) -> "ConvNet":
         return ConvNet(self)
@@ -68,7 +74,7 @@ class AvgPool2(nn.Module):
 
 class ConvNet(nn.Module):
     """depth × [conv3×3 → instance norm → ReLU → avgpool 2], then a linear classifier on the flattened features
-    (head 'flat', the literature's) or on their spatial mean (head 'gap': translation-invariant, MTT's ConvNetGAP)."""
+    (the literature's)."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -83,12 +89,10 @@ class ConvNet(nn.Module):
             layers += [nn.ReLU(), AvgPool2()]
             in_ch, h, w = spec.width, h // 2, w // 2
         self.features = nn.Sequential(*layers)
-        self.gap = spec.head == "gap"
-        self.classifier = nn.Linear(spec.width * (1 if self.gap else h * w), spec.num_classes)
+        self.classifier = nn.Linear(spec.width * h * w, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, num_classes)
-        features = self.features(x)
-        return self.classifier(features.mean(dim=(2, 3)) if self.gap else features.flatten(1))
+        return self.classifier(self.features(x).flatten(1))
 
 
 class FlatParams:
@@ -139,7 +143,7 @@ def convnet_cost(spec: ModelSpec) -> ConvNetCost:
         flops += 2 * 9 * channels * spec.width * h * w + 10 * spec.width * h * w  # conv, then norm/ReLU/pool
         activations += channels * h * w + 2 * spec.width * h * w
         channels, h, w = spec.width, h // 2, w // 2
-    flops += 2 * channels * (1 if spec.head == "gap" else h * w) * spec.num_classes  # gap: pool, then the linear
+    flops += 2 * channels * h * w * spec.num_classes
     return ConvNetCost(params, flops, activations)
 
 

@@ -95,7 +95,7 @@ class DistillOutputs:
         if not distributed.is_main():
             return
         state.require_finite()
-        result, space = state.result_set(), state.space
+        result, space = state.synthetic, state.space
         meta = {"kind": "synthetic-set", "iteration": state.iteration, "synthetic": result.settings(),
                 "syn_lr": float(state.syn_lr), **self.result_meta}
         tensors = {**result.state_tensors(), **{f"space.{k}": v for k, v in space.state_dict().items()}}

@@ -1,7 +1,7 @@
 """What a distillation carries from one iteration to the next, and how it changes.
 
-The state is the synthetic set's pixels (and soft labels), log η, the optimisers' buffers, the moving average of
-the pixels, the generator every random choice comes from and the counters. `accept` applies one iteration's
+The state is the synthetic set's pixels (and soft labels), log η, the optimisers' buffers, the generator every
+random choice comes from and the counters. `accept` applies one iteration's
 update; `reject` is the guard: a non-finite loss or gradient puts back the state the last finite step started
 from and halves the pixel lr. `tensors()` / `load()` are the checkpoint: a strict layout, resumed bit-exactly.
 
@@ -23,15 +23,15 @@ from texdistill.config import DistillConfig
 from texdistill.data import PixelSpace
 from texdistill.errors import CheckpointError, NumericalError
 from texdistill.method.matching import MatchResult
-from texdistill.method.synthetic import SyntheticSet, from_state
+from texdistill.method.synthetic import SyntheticSet
 
 LR_BACKOFF = 0.5  # the pixel lr is multiplied by this after every non-finite step
 
 
 @dataclass
 class OptimState:
-    """What an update changes: pixels, log η, soft labels, EMA and the optimisers' buffers (None when absent:
-    before the first step, or without soft labels / EMA / recognition)."""
+    """What an update changes: pixels, log η, soft labels and the optimisers' buffers (None when absent:
+    before the first step, or without soft labels / recognition)."""
 
     pixels: torch.Tensor
     log_syn_lr: torch.Tensor
@@ -39,7 +39,6 @@ class OptimState:
     momentum_lr: torch.Tensor | None
     label_logits: torch.Tensor | None = None
     momentum_label: torch.Tensor | None = None
-    ema_pixels: torch.Tensor | None = None
     recognition_step: torch.Tensor | None = None  # the recognition step's Adam state (--recognition-lr)
     recognition_exp_avg: torch.Tensor | None = None
     recognition_exp_avg_sq: torch.Tensor | None = None
@@ -59,7 +58,7 @@ class OptimState:
 
 
 class DistillState:
-    """The synthetic set, η, the optimisers, the EMA, the guard and the counters of one distillation."""
+    """The synthetic set, η, the optimisers, the guard and the counters of one distillation."""
 
     def __init__(self, cfg: DistillConfig, synthetic: SyntheticSet, space: PixelSpace, syn_lr_init: float,
                  generator: torch.Generator, device: torch.device):
@@ -67,7 +66,6 @@ class DistillState:
         self.opt_label = None
         if synthetic.label_logits is not None:
             self.opt_label = torch.optim.SGD([synthetic.label_logits], lr=cfg.lr_label, momentum=0.9)
-        self.ema_pixels = synthetic.pixels.detach().clone() if cfg.ema_decay else None
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(syn_lr_init), device=device))
         self.opt_img = torch.optim.SGD([synthetic.learned], lr=cfg.lr_img, momentum=cfg.momentum_img)
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / syn_lr_init ** 2, momentum=0.5)
@@ -88,7 +86,7 @@ class DistillState:
     def accept(self, result: MatchResult, lr_grad: torch.Tensor,
                recognition: Callable[[], torch.Tensor] | None = None) -> dict:
         """Apply a finite iteration: SGD on the pixels (then the recognition steps, when given: a function
-        returning the objective to descend), on log η and on the soft labels; clamp, floor η, average.
+        returning the objective to descend), on log η and on the soft labels; clamp.
         Returns what to add to the log record."""
         cfg, synthetic, record = self.cfg, self.synthetic, {}
         self.bad_steps = 0
@@ -106,17 +104,9 @@ class DistillState:
         if cfg.clamp_pixels:
             self.project_pixels()
         self.opt_lr.step()
-        if cfg.min_syn_lr:
-            with torch.no_grad():
-                self.log_syn_lr.clamp_(min=math.log(cfg.min_syn_lr))
         if self.opt_label is not None:
             self.synthetic.label_logits.grad = result.label_grad
             self.opt_label.step()
-        if self.ema_pixels is not None:
-            # with a warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so the early
-            # average follows the pixels instead of holding on to the initial set for ~1/(1 − decay) iterations
-            decay = min(cfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
-            self.ema_pixels.lerp_(synthetic.pixels.detach(), 1 - decay)
         return {k: float(v) for k, v in record.items()}
 
     def reject(self) -> dict:
@@ -133,18 +123,11 @@ class DistillState:
         with torch.no_grad():
             self.synthetic.assign_pixels(self.space.project(self.synthetic.pixels, self.synthetic.periodic))
 
-    def result_set(self) -> SyntheticSet:
-        """The set a run delivers: the last iterate, or with --ema-decay its moving average."""
-        if self.ema_pixels is None:
-            return self.synthetic
-        return from_state(self.synthetic.settings(), {**self.synthetic.state_tensors(), "pixels": self.ema_pixels})
-
     # ---- capture / restore ---------------------------------------------------------------------
     def _live(self) -> dict[str, torch.Tensor]:
-        """OptimState field → the tensor of this run it copies (absent: no soft labels / no EMA)."""
+        """OptimState field → the tensor of this run it copies (absent: no soft labels / free pixels)."""
         live = {"pixels": self.synthetic.pixels, "coefficients": self.synthetic.coefficients,
-                "log_syn_lr": self.log_syn_lr,
-                "label_logits": self.synthetic.label_logits, "ema_pixels": self.ema_pixels}
+                "log_syn_lr": self.log_syn_lr, "label_logits": self.synthetic.label_logits}
         return {name: t for name, t in live.items() if t is not None}
 
     def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor, str]]:

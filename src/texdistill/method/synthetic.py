@@ -10,7 +10,6 @@ return (images, labels) through `sample(seed)`; nothing else in texdistill branc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,6 @@ from texdistill.method.torus import image_grid, tile, wrap_crops
 from texdistill.method.transfer import to_device
 
 COLOUR_SAMPLE = 2048  # training images the Fourier colour basis is fitted on
-LABEL_INIT_PASSES = 4  # a canvas's soft label starts from its crops' logits: 4 times the crops it holds
 
 
 @dataclass
@@ -41,7 +39,7 @@ class Draw:
 class SyntheticSet(nn.Module):
     """Base: learnable `pixels`, fixed `labels`; subclasses define how a batch is drawn.
 
-    With soft labels (`label_logits`, one row of class logits per image or canvas, DATM) a batch's targets
+    With soft labels (`label_logits`, one row of class logits per image, DATM; image sets only) a batch's targets
     are the softmax of its items' rows (B, K) and are learned too; `labels` stay the class each item shows.
     """
 
@@ -89,33 +87,12 @@ class SyntheticSet(nn.Module):
             if self.fourier is not None:
                 self.coefficients.copy_(self.fourier.coefficients(pixels))
 
-    def soft_label_shapes(self) -> list[tuple[int, ...]]:
-        """The shapes soft-label logits may have: one row of class logits per item (and, for canvases, a field)."""
-        return [(len(self.labels), self.num_classes)]
-
     def use_soft_labels(self, logits: torch.Tensor) -> None:
-        """Learn soft labels from now on, starting at `logits` (one of soft_label_shapes())."""
-        if tuple(logits.shape) not in self.soft_label_shapes():
+        """Learn soft labels from now on, starting at `logits` (items, K)."""
+        if tuple(logits.shape) != (len(self.labels), self.num_classes):
             raise ValueError(f"soft-label logits of shape {tuple(logits.shape)} for {len(self.labels)} items of "
-                             f"{self.num_classes} classes (expected one of {self.soft_label_shapes()})")
+                             f"{self.num_classes} classes (expected {(len(self.labels), self.num_classes)})")
         self.label_logits = nn.Parameter(logits.to(self.pixels.device, self.pixels.dtype))
-
-    def label_init_draw(self, seed: int) -> Draw:
-        """The samples whose logits initialise the soft labels: every image, or crops of every canvas."""
-        raise NotImplementedError
-
-    def expert_logits(self, flat, theta: torch.Tensor, seed: int) -> torch.Tensor:
-        """Soft-label init (DATM), (items, K): the logits of the network `flat` at θ on each item (averaged over
-        the crops of a canvas); where the network picks another class, the logits of that class and of the
-        item's own class swap places, so every soft label starts on its class."""
-        draw = self.label_init_draw(seed)
-        index = draw.index.to(self.pixels.device)
-        items = len(self.labels)
-        with torch.no_grad():
-            per_sample = flat.forward(theta, self.take(draw)[0])
-            logits = (torch.zeros(items, self.num_classes, device=index.device).index_add_(0, index, per_sample)
-                      / torch.bincount(index, minlength=items).unsqueeze(1))
-        return on_own_class(logits, self.labels)
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         """Training targets of items `index`: class indices (B,), or soft-label probabilities (B, K)."""
@@ -218,8 +195,12 @@ class ImageSet(SyntheticSet):
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.displayable(space), self.labels.cpu()
 
-    def label_init_draw(self, seed: int) -> Draw:
-        return Draw(seed, torch.arange(len(self.labels)))
+    def expert_logits(self, flat, theta: torch.Tensor) -> torch.Tensor:
+        """Soft-label init (DATM), (images, K): the logits of the network `flat` at θ on each image; where the
+        network picks another class, the logits of that class and of the image's own class swap places, so every
+        soft label starts on its class."""
+        with torch.no_grad():
+            return on_own_class(flat.forward(theta, self.pixels.detach()), self.labels)
 
     def displayed_batch(self, space: PixelSpace, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         index = draw.index.to(self.pixels.device)
@@ -272,47 +253,11 @@ class TextureCanvas(SyntheticSet):
     def take(self, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
         at = to_device({"index": draw.index, "dy": draw.dy, "dx": draw.dx}, self.pixels.device)  # one copy
         crops = wrap_crops(self.pixels, at["index"], at["dy"], at["dx"], self.crop)
-        return crops, self.crop_targets(at["index"], at["dy"], at["dx"])
+        return crops, self.labels[at["index"]]
 
-    @property
-    def has_label_field(self) -> bool:
-        """Whether the soft labels are a field over each canvas (--label-field), not one row per canvas."""
-        return self.label_logits is not None and self.label_logits.dim() == 4
-
-    def soft_label_shapes(self) -> list[tuple[int, ...]]:
-        return [*super().soft_label_shapes(), (len(self.labels), self.num_classes, *self.pixels.shape[2:])]
-
-    def crop_targets(self, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-        """Targets of the crops at (dy, dx) of canvases `index`: with a label field, the softmax of the field's
-        mean over each crop's window (so crops that overlap have labels alike); else as targets()."""
-        if not self.has_label_field:
-            return self.targets(index)
-        return torch.softmax(wrap_crops(self.label_logits, index, dy, dx, self.crop).mean(dim=(2, 3)), dim=1)
-
-    def expert_label_field(self, flat, theta: torch.Tensor, grid: int = 64, batch: int = 1024) -> torch.Tensor:
-        """Label-field init (--label-field), (canvases, K, Hc, Wc): at each pixel, the logits of the network
-        `flat` at θ on the crop centred there, on its canvas's class as in expert_logits. The crops are taken
-        on a grid of at most `grid` × `grid` offsets per canvas; each value holds over its grid cell."""
-        canvases, _, canvas_h, canvas_w = self.pixels.shape
-        step_y, step_x = math.ceil(canvas_h / grid), math.ceil(canvas_w / grid)
-        ys = torch.arange(0, canvas_h, step_y, device=self.pixels.device)
-        xs = torch.arange(0, canvas_w, step_x, device=self.pixels.device)
-        dy, dx = ys.repeat_interleave(len(xs)), xs.repeat(len(ys))
-        fields = []
-        with torch.no_grad():
-            for canvas in range(canvases):
-                index = torch.full_like(dy, canvas)
-                logits = torch.cat([flat.forward(theta, wrap_crops(self.pixels, index[i:i + batch], dy[i:i + batch],
-                                                                   dx[i:i + batch], self.crop))
-                                    for i in range(0, len(dy), batch)])
-                logits = on_own_class(logits, self.labels[index])
-                fields.append(logits.T.reshape(self.num_classes, len(ys), len(xs)))
-        field = torch.stack(fields).repeat_interleave(step_y, 2).repeat_interleave(step_x, 3)
-        field = field[:, :, :canvas_h, :canvas_w]
-        return field.roll((self.crop[0] // 2, self.crop[1] // 2), dims=(2, 3))  # the crop at o is centred at o + h/2
-
-    def label_init_draw(self, seed: int) -> Draw:
-        return self.draw(seed, per_class=LABEL_INIT_PASSES * self.crops_per_canvas)
+    def use_soft_labels(self, logits: torch.Tensor) -> None:
+        raise ConfigError("soft labels are for image sets; a texture canvas trains on its class (soft labels on "
+                          "textures were retired: measured not to help; they last ran at commit 17673e2)")
 
     def displayed_samples(self, space: PixelSpace, crops: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         draw = self.draw(seed, per_class=crops)

@@ -54,9 +54,8 @@ class BenchConfig(DistillConfig):
         "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
         "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
         "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every", "max_bad_steps",
-        "start_ramp", "soft_labels", "label_field", "step_pool", "lr_label", "ema_decay", "min_syn_lr", "match_loss",
-        "clamp_pixels", "recognition_lr", "recognizers", "recognition_models", "recognition_prior",
-        "recognition_crops", "recognition_steps", "recognizer_epochs", "val_fraction")
+        "soft_labels", "lr_label", "match_loss", "clamp_pixels", "recognition_lr", "recognizers", "recognition_models",
+        "recognition_prior", "recognition_crops", "recognition_steps", "recognizer_epochs", "val_fraction")
 
     channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
     num_classes: int | None = option(None, "number of classes (default: that of --data)")

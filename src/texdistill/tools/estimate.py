@@ -68,7 +68,7 @@ def plan(shape: DatasetShape, experts: ExpertsConfig, distill: DistillConfig, ev
     """Estimates for the three stages on a dataset of `shape`."""
     res = shape.res
     spec = ModelSpec(shape.channels, shape.classes, res, res, width=experts.width,
-                     depth=resolve_depth(experts.depth, res, res), head=experts.head)
+                     depth=resolve_depth(experts.depth, res, res))
     cost = convnet_cost(spec)
     p, a, k = cost.params, cost.activations, shape.classes
     synthetic = layout(distill, k, shape.channels, res)
