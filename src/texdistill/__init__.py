@@ -24,15 +24,12 @@ __all__ = ["experts", "distill", "evaluate", "report", "run", "load"]
 
 def _config(stage: str, preset: str | None, options: dict[str, Any]):
     from texdistill.config import STAGES, build_config
+    from texdistill.options import refuse_unknown
     from texdistill.presets import preset_values
 
     config_class = STAGES[stage]
-    unknown = sorted(set(options) - {f for f in config_class.__dataclass_fields__})
-    if unknown:
-        from texdistill.errors import ConfigError
-
-        raise ConfigError(f"texdistill.{stage}() has no option {', '.join(unknown)}; see `texdistill {stage} --help`")
-    return build_config(config_class, {**preset_values(preset), **options})
+    refuse_unknown(options, config_class.__dataclass_fields__, f"texdistill.{stage}() (`texdistill {stage} --help`)")
+    return build_config(config_class, {**preset_values(preset), **options}, given=options)
 
 
 def experts(preset: str | None = None, **options: Any) -> list[Path]:

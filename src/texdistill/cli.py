@@ -20,7 +20,8 @@ from texdistill import __version__, distributed
 from texdistill.commands import RUN_COMMANDS
 from texdistill.config import STAGES, build_config
 from texdistill.errors import ConfigError, TexdistillError
-from texdistill.presets import PRESETS, preset_values
+from texdistill.options import refuse_unknown
+from texdistill.presets import PRESETS, known_options, preset_values
 from texdistill.tools.bench import BenchConfig
 from texdistill.tools.hostmem import keep_freed_memory
 
@@ -46,6 +47,31 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+GIVEN = "given_options"  # the namespace's set of the config flags on the command line (not those left at a default)
+
+
+def _note_given(namespace: argparse.Namespace, dest: str) -> None:
+    if getattr(namespace, GIVEN, None) is None:
+        setattr(namespace, GIVEN, set())
+    getattr(namespace, GIVEN).add(dest)
+
+
+class _Store(argparse.Action):
+    """argparse's plain store, noting the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        _note_given(namespace, self.dest)
+
+
+class _Switch(argparse.BooleanOptionalAction):
+    """--x / --no-x, noting the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note_given(namespace, self.dest)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
                      defaults: dict[str, Any]) -> None:
     """One flag (or optional positional argument) per config field, with its help text and effective default."""
@@ -59,9 +85,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
         if f.metadata.get("positional"):
             parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(), help=help_text)
         elif base is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(_flag(f.name), action=_Switch, default=default, help=help_text)
         else:
-            parser.add_argument(_flag(f.name), type=base, default=default, choices=f.metadata.get("choices"),
+            parser.add_argument(_flag(f.name), action=_Store, type=base, default=default,
+                                choices=f.metadata.get("choices"),
                                 metavar=f.name.upper() if not f.metadata.get("choices") else None, help=help_text)
 
 
@@ -210,13 +237,18 @@ def _main(argv: list[str]) -> int:
             from texdistill.demo import run_demo
             run_demo(quick=args.quick, out=args.out, device=args.device, seed=args.seed)
             return 0
+        config_class = {**STAGES, **RUN_COMMANDS, **TOOLS}[args.command]
+        config_file = getattr(args, "config", None)
+        in_file = file_values(config_file)
+        refuse_unknown(in_file, known_options(config_class), f"config file {config_file}")
         values = {k: v for k, v in vars(args).items()
-                  if k not in ("command", "preset", "config", "debug", "dry_run")}
+                  if k not in ("command", "preset", "config", "debug", "dry_run", GIVEN)}
+        # the options the user gave (not a preset's, nor defaults): those of the other mode are refused
+        cfg = build_config(config_class, values, given={*getattr(args, GIVEN, ()), *in_file})
         if getattr(args, "dry_run", False):
             from texdistill.tools.estimate import dry_run
-            print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
+            print(dry_run({**preset_values(args.preset), **in_file, **values}))
             return 0
-        cfg = build_config({**STAGES, **RUN_COMMANDS, **TOOLS}[args.command], values)
         if args.command in STAGES:  # the training stages run under torchrun too
             distributed.setup(cfg.torch_device())
         if not distributed.is_main():

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from texdistill.config import _names, _require, option
 from texdistill.errors import ConfigError
-from texdistill.products.garments import GARMENTS
+from texdistill.names import GARMENTS
+from texdistill.options import _names, _require, option
 
 
 @dataclass

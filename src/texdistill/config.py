@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from texdistill import names
 from texdistill.data.images import background_rgb
-from texdistill.errors import ConfigError
-from texdistill.method.architectures import ARCHITECTURES
-from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
-from texdistill.method.matching import GRADIENT_MODES
-from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
-from texdistill.method.models import HEADS
-from texdistill.method.training import PRECISIONS
-
-
-def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
-    """A config field with its help text (and optional choices) for the generated CLI flag or positional argument."""
-    return field(default=default, metadata={"help": help, "choices": choices, "positional": positional})
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
+from texdistill.names import ARCHITECTURES, DEFAULT_STRATEGY, GRAD_MODES, HEADS, MATCH_LOSSES, PRECISIONS
+from texdistill.options import _names, _require, option
 
 
 @dataclass
@@ -98,10 +85,7 @@ class CommonConfig:
         _require(self.classes is None or bool(self.class_list), "--classes needs at least one class name")
         _require(self.patches >= 0, f"--patches must be ≥ 0, got {self.patches}")
         background_rgb(self.background)  # one clear line for a colour it cannot read
-        self.dsa_config()  # validates the strategy string
-
-    def dsa_config(self) -> DSAConfig | None:
-        return DSAConfig(strategy=self.dsa_strategy, mode=self.dsa_mode) if self.dsa else None
+        names.dsa_transforms(self.dsa_strategy)  # one line naming the known transforms
 
     def torch_device(self) -> torch.device:
         """The device to run on; under torchrun each process takes the GPU of its LOCAL_RANK — or the only GPU
@@ -181,8 +165,6 @@ class ExpertsConfig(CommonConfig):
         _require(0 <= self.wrap_shift <= 1, f"--wrap-shift must be in [0, 1], got {self.wrap_shift}")
 
 
-GRAD_MODES = tuple(GRADIENT_MODES)
-MATCH_LOSSES = tuple(MATCH_LOSS_FUNCTIONS)
 COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, README "Gradient modes")
 
 
@@ -195,6 +177,9 @@ class DistillConfig(CommonConfig):
     RESUMABLE = CommonConfig.RESUMABLE | {"iterations", "log_every", "snapshot_every", "ckpt_every",
                                           "max_bad_steps", "lr_img", "lr_lr", "lr_label", "grad_mode", "compile",
                                           "kept_steps", "deterministic"}
+    # options that only one mode reads (besides --init real-tiled, texture only); see refuse_other_mode
+    IMAGE_ONLY: ClassVar[tuple[str, ...]] = ("ipc", "batch_syn")
+    TEXTURE_ONLY: ClassVar[tuple[str, ...]] = ("canvas_size", "canvas_samples")
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -303,11 +288,19 @@ class DistillConfig(CommonConfig):
         _require(str(self.kept_steps) == "auto" or str(self.kept_steps).isdigit(),
                  f"--kept-steps must be 'auto' or a whole number ≥ 0, got {self.kept_steps}")
         _require(self.recognition_prior >= 0, f"--recognition-prior must be ≥ 0, got {self.recognition_prior}")
-        # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
-        _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
-                 f"one canvas per class (give it more pixels with --canvas-size)")
-        _require(self.texture or self.init != "real-tiled", "--init real-tiled tiles one real image over a canvas "
-                 "(texture mode); in image mode use --init real or noise, or add --texture")
+
+    def refuse_other_mode(self, given: Collection[str]) -> None:
+        """One line naming the options of the other mode given (flags, config file, keywords, sweep rows; not a
+        preset's) with a value other than their default: this mode would silently ignore them."""
+        wrong = [f"--{k.replace('_', '-')} {getattr(self, k)}" for k in (self.IMAGE_ONLY if self.texture else
+                 self.TEXTURE_ONLY) if k in given and getattr(self, k) != self.defaults()[k]]
+        wrong += ["--init real-tiled"] if not self.texture and "init" in given and self.init == "real-tiled" else []
+        them = "them" if len(wrong) > 1 else "it"
+        _require(not wrong or not self.texture, f"{', '.join(wrong)} appl{'y' if len(wrong) > 1 else 'ies'} to image "
+                 f"mode; texture mode learns one canvas per class (more pixels: --canvas-size): drop {them} or add "
+                 f"--no-texture")
+        _require(not wrong, f"{', '.join(wrong)} appl{'y' if len(wrong) > 1 else 'ies'} to texture mode (crops of "
+                            f"one canvas per class): add --texture or drop {them}")
 
     @property
     def experts_path(self) -> Path:
@@ -389,12 +382,16 @@ STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": Di
                                          "evaluate": EvalConfig, "run": PipelineConfig}
 
 
-def _names(value: str | None) -> list[str] | None:
-    """A comma-separated option as a list of names (None stays None)."""
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+def known_options(*config_classes: type) -> frozenset[str]:
+    """The option names of every stage (what a preset or a run's config.json may hold) and of `config_classes`."""
+    return frozenset(f.name for cls in (PipelineConfig, *config_classes) for f in dataclasses.fields(cls))
 
 
-def build_config(config_class: type, values: dict[str, Any]) -> Any:
-    """Instantiate a stage config from flat values, ignoring the keys of other stages."""
+def build_config(config_class: type, values: dict[str, Any], given: Collection[str] | None = None) -> Any:
+    """Instantiate a stage config from flat values, ignoring the keys of other stages. `given`: the options the
+    user set (not those of a preset), refused where they belong to the other mode."""
     names = {f.name for f in dataclasses.fields(config_class)}
-    return config_class(**{k: v for k, v in values.items() if k in names})
+    cfg = config_class(**{k: v for k, v in values.items() if k in names})
+    if given is not None and isinstance(cfg, DistillConfig):
+        cfg.refuse_other_mode(given)
+    return cfg

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from texdistill.errors import ConfigError
 from texdistill.method.models import ModelSpec, resolve_depth
+from texdistill.names import ARCHITECTURES
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -151,9 +152,6 @@ class AlexNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))
-
-
-ARCHITECTURES = ("convnet", "convnet-gap", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn", "alexnet", "lenet")
 
 
 def build(name: str, channels: int, num_classes: int, size: int, width: int = 128, depth: int | None = None) -> nn.Module:

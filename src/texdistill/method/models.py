@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from texdistill.errors import ConfigError
+from texdistill.names import HEADS
 
 NORMS = ("instancenorm", "none")
-HEADS = ("flat", "gap")
 
 
 def depth_for_resolution(res: int) -> int:

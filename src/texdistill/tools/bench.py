@@ -26,13 +26,16 @@ from typing import ClassVar
 import torch
 
 from texdistill import hardware
-from texdistill.config import GRAD_MODES, DistillConfig, _names, _require, option
+from texdistill.config import DistillConfig
 from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
+from texdistill.method.augment import dsa_of
 from texdistill.method.matching import MatchProblem, MatchResult, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.synthetic import SyntheticSet, build_synthetic
 from texdistill.method.training import random_seed
+from texdistill.names import GRAD_MODES
+from texdistill.options import _names, _require, option
 from texdistill.storage import load_tensors, save_tensors, write_json
 from texdistill.tools.estimate import layout
 from texdistill.tools.hostmem import keep_freed_memory, peak_rss, start_peak_rss
@@ -141,7 +144,7 @@ def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
     target = start + 0.01 * start.abs().mean() * offset
     problem = MatchProblem(start, target, [random_seed(generator) for _ in range(steps)])
     syn_lr = torch.tensor(cfg.syn_lr_init or 0.01, dtype=dtype, device=device)
-    student = Student(flat, cfg.dsa_config(), compile=compile)
+    student = Student(flat, dsa_of(cfg), compile=compile)
     student.kept_steps = kept_steps(cfg, steps) if kept else 0
     return student, synthetic, syn_lr, problem
 

@@ -14,7 +14,6 @@ only. After every row <out>/sweep.md and <out>/sweep.json hold the table so far.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +28,8 @@ from texdistill.commands import SweepConfig
 from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.errors import ConfigError
 from texdistill.method import distill, evaluate, experts, setfile
-from texdistill.presets import preset_values
+from texdistill.options import refuse_unknown
+from texdistill.presets import known_options, preset_values
 from texdistill.storage import atomic_write_bytes, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,13 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"sweep spec {path} must be a JSON object with a non-empty \"rows\" object "
                           f"(row name → option values); see `texdistill sweep --help`")
     preset_values(spec.get("preset"))  # an unknown preset is an error naming the known ones
-    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in (f.name for f in dataclasses.fields(cls))} | {"preset"}
     for where, values in [("base", spec.get("base", {})), *spec["rows"].items()]:
         if not isinstance(values, dict):
             raise ConfigError(f"sweep spec {path}: '{where}' must be an object of option → value")
-        unknown = sorted(k for k in values if k not in known)
+        refuse_unknown(values, known_options() | {"preset"}, f"sweep spec {path}, '{where}'")
         placed = sorted(k for k in values if k in PLACED)
-        if unknown or placed:
-            raise ConfigError(f"sweep spec {path}: '{where}' sets {', '.join(unknown + placed)}, which "
-                              f"{'are not options of experts/distill/evaluate' if unknown else 'the sweep places'}")
+        if placed:
+            raise ConfigError(f"sweep spec {path}: '{where}' sets {', '.join(placed)}, which the sweep places")
         if where != "base" and not NAME.match(where):
             raise ConfigError(f"sweep row name '{where}' must be a folder name (letters, digits, _ . = + -)")
     return spec
@@ -221,6 +219,9 @@ def run(cfg: SweepConfig) -> list[dict[str, Any]]:
     missing = [r for r in rows if r not in spec["rows"]]
     if missing:
         raise ConfigError(f"--rows names {', '.join(missing)}, not rows of {cfg.spec} ({', '.join(spec['rows'])})")
+    for row in [] if cfg.table_only else rows:  # a row that gives options of the other mode: refused before any runs
+        given = {*spec.get("base", {}), *spec["rows"][row]} - {"preset"}
+        build_config(DistillConfig, {k: v for k, v in placed_values(cfg, spec, row).items() if k[0] != "_"}, given)
     for row in [] if cfg.table_only else rows:
         run_row(cfg, spec, row)
         _write_table(cfg, spec)  # the table so far
