@@ -24,7 +24,7 @@ from texdistill.method.judges import Judge, trained_on_real_data, wearability
 from texdistill.method.models import ModelSpec
 from texdistill.method.setfile import load_result, result_path
 from texdistill.method.synthetic import SyntheticSet
-from texdistill.method.torus import seam_metrics
+from texdistill.method.torus import INVISIBLE_RATIO, INVISIBLE_Z, seam_metrics, seam_verdict
 from texdistill.method.training import random_seed, sgd_step, top1_accuracy
 from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
@@ -156,9 +156,10 @@ def run(cfg: EvalConfig) -> dict:
         results["seams"] = seam_report({name: [make_set(torch.Generator().manual_seed(model_seed(cfg, i) + 1))
                                                for i in range(cfg.num_models)] for name, (make_set, _) in sets.items()},
                                        space, dataset.class_names)
+        log.info("seams (invisible where ratio ≤ %g and |z| ≤ %g):", INVISIBLE_RATIO, INVISIBLE_Z)
         for name, seams in results["seams"].items():
-            log.info("seams of %-22s ratio %.2f  z %.1f (≈ 1 and |z| ≲ 3: invisible)", name, seams["ratio"],
-                     seams["z"])
+            log.info("seams of %-22s ratio %.2f  z %.1f  %s", name, seams["ratio"], seams["z"],
+                     seam_verdict(seams["ratio"], seams["z"]))
         if cfg.judge_list:
             results["wearability"] = _wearability(cfg, sets, dataset, space, device, took_part(meta))
         for architecture in cfg.model_list:

@@ -95,6 +95,16 @@ def seam_metrics(units: torch.Tensor) -> dict[str, float]:
             "z": sum(seam_zscore(u) for u in units) / len(units)}
 
 
+# a seam counts as invisible while it is no stronger than the interior lines vary: a rolled smooth torus stays
+# below both (tests/test_textures.py), an edge-clamped resize or a collage's block edges do not
+INVISIBLE_RATIO, INVISIBLE_Z = 1.5, 3.0
+
+
+def seam_verdict(ratio: float, z: float) -> str:
+    """'invisible' or 'visible', from a seam's ratio and z-score (invisible: ratio ≤ 1.5 and |z| ≤ 3)."""
+    return "invisible" if ratio <= INVISIBLE_RATIO and abs(z) <= INVISIBLE_Z else "visible"
+
+
 def quantize(x: torch.Tensor, white: float = 1.0) -> torch.Tensor:
     """Display values in [0, white] (float) → uint8, rounded and clipped."""
     return (x.detach().double().cpu() * (255.0 / white)).round().clamp(0, 255).to(torch.uint8)
