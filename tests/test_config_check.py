@@ -6,22 +6,22 @@ import json
 import pytest
 
 import texdistill
-from texdistill import cli, presets
+from texdistill import presets
 from texdistill.cli import main
-from texdistill.config import STAGES, DistillConfig, build_config
+from texdistill.config import DistillConfig, build_config
 from texdistill.errors import ConfigError
 from texdistill.presets import PRESETS, preset_values
-from texdistill.tools.bench import BenchConfig
+from texdistill.registry import COMMANDS, Command
 
-COMMANDS = {**STAGES, "bench": BenchConfig}  # the commands that take presets
+TAKE_PRESETS = [name for name, command in COMMANDS.items() if command.kind != "folder"]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", TAKE_PRESETS)
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_builds_for_every_command(preset, command, tmp_path):
     values = {**preset_values(preset), "out": str(tmp_path / "run")}
-    build_config(COMMANDS[command], values, given=())  # as --preset gives it
-    build_config(COMMANDS[command], values, given=set(values))  # as a config file or keywords: its own mode only
+    build_config(COMMANDS[command].config, values, given=())  # as --preset gives it
+    build_config(COMMANDS[command].config, values, given=set(values))  # as a config file or keywords: its own mode
 
 
 def refused(argv: list[str], capsys) -> str:
@@ -36,7 +36,7 @@ def refused(argv: list[str], capsys) -> str:
 def ran(monkeypatch):
     """Commands parse and build their config, and the stage is not run: the configs it would have run with."""
     configs = []
-    monkeypatch.setattr(cli, "_stage_runner", lambda command: configs.append)
+    monkeypatch.setattr(Command, "run", lambda command, cfg: configs.append(cfg))
     return configs
 
 

@@ -378,10 +378,6 @@ class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
                                            "`texdistill evaluate` instead")
 
 
-STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
-                                         "evaluate": EvalConfig, "run": PipelineConfig}
-
-
 def known_options(*config_classes: type) -> frozenset[str]:
     """The option names of every stage (what a preset or a run's config.json may hold) and of `config_classes`."""
     return frozenset(f.name for cls in (PipelineConfig, *config_classes) for f in dataclasses.fields(cls))

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from texdistill.commands import SweepConfig
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config
+from texdistill.config import DistillConfig, ExpertsConfig, build_config
 from texdistill.errors import ConfigError
-from texdistill.method import distill, evaluate, experts, setfile
+from texdistill.method import evaluate, setfile
 from texdistill.options import refuse_unknown
 from texdistill.presets import known_options, preset_values
+from texdistill.registry import COMMANDS
 from texdistill.storage import atomic_write_bytes, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def timed(stage: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 def train_experts(cfg: ExpertsConfig) -> None:
     """Train the missing experts of a shared folder; the first (complete) training's time goes to sweep_experts.json."""
     path = cfg.run_dir / EXPERTS_FILE
-    _, timing = timed(lambda: experts.run(cfg))
+    _, timing = timed(lambda: COMMANDS["experts"].run(cfg))
     if not path.exists():
         write_json(path, {**timing, "num_experts": cfg.num_experts, "epochs": cfg.epochs, "width": cfg.width})
 
@@ -119,11 +120,11 @@ def run_row(cfg: SweepConfig, spec: dict[str, Any], row: str) -> dict[str, Any]:
     root = Path(values.pop("_experts_root"))
     train_experts(build_config(ExpertsConfig, {**values, "out": str(root)}))
     record["experts_dir"] = root.name
-    for stage, module, config_class in (("distill", distill, DistillConfig), ("evaluate", evaluate, EvalConfig)):
+    for stage in ("distill", "evaluate"):
         if stage in record and _finished(stage, run_dir):
             continue
         log.info("sweep row %s: %s", row, stage)
-        _, record[stage] = timed(lambda: module.run(build_config(config_class, values)))
+        _, record[stage] = timed(lambda: COMMANDS[stage].run(build_config(COMMANDS[stage].config, values)))
         write_json(record_path, record)
     record["result"] = _result(run_dir)
     write_json(record_path, record)
