@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from texdistill.config import DistillConfig, build_config
+from texdistill.method.augment import dsa_of
 from texdistill.method.distill import Distiller
 from texdistill.method.judges import trained_on_real_data, wearability
 from texdistill.method.recognition import RECOGNIZER_RECIPE, RECOGNIZER_SEED, RecognitionTerm, train_recognizer
@@ -76,7 +77,7 @@ def main() -> None:
         recognizers = trained_on_real_data(cfg, run.dataset, v["archs"], cfg.recognizer_epochs, run.device, seeds,
                                            RECOGNIZER_RECIPE, train_recognizer)
         term = RecognitionTerm(recognizers, v.get("prior", cfg.recognition_prior), v.get("crops", cfg.recognition_crops),
-                               cfg.dsa_config() if v.get("dsa", True) else None)
+                               dsa_of(cfg) if v.get("dsa", True) else None)
         with torch.no_grad():
             pixels.copy_(start)
         optimizer = torch.optim.Adam([pixels], lr=v.get("lr", cfg.recognition_lr))

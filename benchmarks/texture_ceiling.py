@@ -31,6 +31,7 @@ import torch
 
 from texdistill.config import EvalConfig, ExpertsConfig, build_config
 from texdistill.data import PixelSpace, load_dataset
+from texdistill.method.augment import dsa_of
 from texdistill.method.experts import model_spec_for
 from texdistill.method.judges import judged, trained_on_real_data
 from texdistill.method.torus import random_rolls, wrap_crops
@@ -82,7 +83,7 @@ def train(form: str, dataset, space: PixelSpace, spec, cfg: EvalConfig, lr: floa
                 group["lr"] = lr * 0.1
         for batch in shuffled_batches(len(images), cfg.eval_batch, generator):
             x = in_form(form, images[batch], labels[batch], images, labels, generator)
-            sgd_step(model, optimizer, space.encode(x.to(device)), labels[batch].to(device), cfg.dsa_config(),
+            sgd_step(model, optimizer, space.encode(x.to(device)), labels[batch].to(device), dsa_of(cfg),
                      random_seed(generator))
     return top1_accuracy(model, dataset.test_images, dataset.test_labels, space, device)
 

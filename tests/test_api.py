@@ -31,5 +31,6 @@ def test_the_readme_example_runs(tmp_path, capsys):
 
 
 def test_unknown_options_are_one_clear_error():
-    with pytest.raises(ConfigError, match=r"texdistill.distill\(\) has no option lr_imgg; see `texdistill distill"):
+    with pytest.raises(ConfigError, match=r"texdistill.distill\(\) \(`texdistill distill --help`\): unknown option "
+                                          r"'lr_imgg' \(did you mean 'lr_img'\?\)"):
         texdistill.distill(preset="demo-quick", lr_imgg=3)

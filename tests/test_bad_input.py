@@ -162,7 +162,7 @@ CASES = [
     Case("ipc in texture mode", lambda r, s: distill(r, "--texture", "--ipc", "4"),
          "--ipc 4 applies to image mode; texture mode learns one canvas per class"),
     Case("texture init in image mode", lambda r, s: distill(r, "--init", "real-tiled"),
-         "--init real-tiled makes a canvas (texture mode)"),
+         "--init real-tiled applies to texture mode (crops of one canvas per class): add --texture"),
     Case("iterations 0", lambda r, s: with_option(distill(r), "--iterations", "0"), "--iterations must be ≥ 1"),
     Case("negative pixel lr", lambda r, s: distill(r, "--lr-img", "-1"), "--lr-img must be > 0"),
     Case("no experts to train", lambda r, s: [*with_option(experts_cli(), "--num-experts", "0"), "--out", str(r)],

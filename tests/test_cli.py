@@ -4,11 +4,10 @@ import json
 import pytest
 
 from texdistill.cli import main
-from texdistill.commands import RUN_COMMANDS
-from texdistill.config import STAGES
+from texdistill.registry import COMMANDS, STAGES
 
 
-@pytest.mark.parametrize("command", [*STAGES, *RUN_COMMANDS, "demo", "presets"])
+@pytest.mark.parametrize("command", [*COMMANDS, "demo", "presets"])
 def test_help_explains_every_option(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

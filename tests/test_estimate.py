@@ -7,12 +7,13 @@ from datafiles import save_image
 from torch.utils.flop_counter import FlopCounterMode
 
 from texdistill.cli import main
-from texdistill.config import STAGES, build_config
+from texdistill.config import build_config
 from texdistill.data import DatasetShape
 from texdistill.method.matching import MatchProblem, Student, match
 from texdistill.method.models import FlatParams, ModelSpec, convnet_cost
 from texdistill.method.synthetic import ImageSet
 from texdistill.presets import PRESETS
+from texdistill.registry import STAGES
 from texdistill.tools.estimate import plan, stage_configs
 
 SHAPE = DatasetShape(channels=3, res=32, classes=10, train=50000, test=10000)

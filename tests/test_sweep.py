@@ -57,7 +57,8 @@ def test_sweep_runs_rows_shares_experts_and_resumes(tmp_path, tiny_data, capsys)
     ("{not json", "cannot read sweep spec"),
     ('{"rows": {}}', "non-empty \"rows\""),
     ('{"preset": "nope", "rows": {"a": {}}}', "unknown preset 'nope'"),
-    ('{"rows": {"a": {"lr_imgg": 1}}}', "lr_imgg, which are not options"),
+    ('{"rows": {"a": {"lr_imgg": 1}}}', "'a': unknown option 'lr_imgg' (did you mean 'lr_img'?)"),
+    ('{"rows": {"a": {"texture": false, "canvas_size": 3}}}', "--canvas-size 3 applies to texture mode"),
     ('{"rows": {"a": {"out": "x"}}}', "sets out, which the sweep places"),
     ('{"rows": {"../a": {}}}', "must be a folder name"),
 ])

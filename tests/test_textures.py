@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from texdistill.method.torus import random_rolls, seam_metrics, seam_ratio, seam_zscore, tile, wrap_crops
+from texdistill.method.torus import random_rolls, seam_metrics, seam_ratio, seam_verdict, seam_zscore, tile, wrap_crops
 from texdistill.products.textures import periodic_resample_matrix, resample_periodic
 from texdistill.products.wang import E, N, S, W, render_wang, tile_set, wang_layout, wang_tiles
 
@@ -150,3 +150,9 @@ def test_random_rolls_roll_each_image_with_wrap_around_or_leave_it():
         assert len(found) == 1  # a wrap-around roll of its own image, nothing else
         shifts.append(found[0])
     assert len(set(shifts)) > 1  # each image its own offset
+
+
+def test_the_seam_verdict_follows_the_numbers():
+    assert seam_verdict(1.02, -0.4) == "invisible" and seam_verdict(1.5, 3.0) == "invisible"
+    assert seam_verdict(8.71, 12.7) == "visible"  # what the log used to call invisible by its legend
+    assert seam_verdict(1.2, 4.1) == "visible" and seam_verdict(1.9, 0.5) == "visible"

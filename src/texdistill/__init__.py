@@ -18,59 +18,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+from texdistill._version import __version__ as __version__
+
 __all__ = ["experts", "distill", "evaluate", "report", "run", "load"]
 
 
 def _config(stage: str, preset: str | None, options: dict[str, Any]):
-    from texdistill.config import STAGES, build_config
+    from texdistill.config import build_config
+    from texdistill.options import refuse_unknown
     from texdistill.presets import preset_values
+    from texdistill.registry import COMMANDS
 
-    config_class = STAGES[stage]
-    unknown = sorted(set(options) - {f for f in config_class.__dataclass_fields__})
-    if unknown:
-        from texdistill.errors import ConfigError
+    config_class = COMMANDS[stage].config
+    refuse_unknown(options, config_class.__dataclass_fields__, f"texdistill.{stage}() (`texdistill {stage} --help`)")
+    return build_config(config_class, {**preset_values(preset), **options}, given=options)
 
-        raise ConfigError(f"texdistill.{stage}() has no option {', '.join(unknown)}; see `texdistill {stage} --help`")
-    return build_config(config_class, {**preset_values(preset), **options})
+
+def _run(command: str, cfg):
+    from texdistill.registry import COMMANDS
+
+    return COMMANDS[command].run(cfg)
 
 
 def experts(preset: str | None = None, **options: Any) -> list[Path]:
     """Train the expert trajectories (`texdistill experts`); returns their files."""
-    from texdistill.method import experts as stage
-
-    return stage.run(_config("experts", preset, options))
+    return _run("experts", _config("experts", preset, options))
 
 
 def distill(preset: str | None = None, **options: Any):
     """Distil (`texdistill distill`); returns the learned set (ImageSet or TextureCanvas, on the CPU)."""
-    from texdistill.method import distill as stage
-
     cfg = _config("distill", preset, options)
-    stage.run(cfg)
+    _run("distill", cfg)
     return load(cfg.out)[0]
 
 
 def evaluate(preset: str | None = None, **options: Any) -> dict:
     """Evaluate the distilled set of `out` (`texdistill evaluate`); returns the results written to eval.json."""
-    from texdistill.method import evaluate as stage
-
-    return stage.run(_config("evaluate", preset, options))
+    return _run("evaluate", _config("evaluate", preset, options))
 
 
 def run(preset: str | None = None, **options: Any) -> dict:
     """Every stage (`texdistill run`): experts, distill, evaluate, mock-ups, export, report; the eval results."""
-    from texdistill import pipeline
-
-    return pipeline.run(_config("run", preset, options))
+    return _run("run", _config("run", preset, options))
 
 
 def report(run_dir: str | Path) -> Path:
     """Write RUN/report.html (`texdistill report RUN`); returns its path."""
-    from texdistill.commands import ReportConfig
-    from texdistill.products import report as stage
+    from texdistill.registry import COMMANDS
 
-    return stage.run(ReportConfig(run=str(run_dir)))
+    return _run("report", COMMANDS["report"].config(run=str(run_dir)))
 
 
 def load(run_dir: str | Path):

@@ -11,23 +11,21 @@ import sys
 import textwrap
 import types
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from texdistill import __version__, distributed
-from texdistill.commands import RUN_COMMANDS
-from texdistill.config import STAGES, build_config
+from texdistill import distributed
+from texdistill._version import __version__
+from texdistill.config import build_config
 from texdistill.errors import ConfigError, TexdistillError
-from texdistill.presets import PRESETS, preset_values
-from texdistill.tools.bench import BenchConfig
+from texdistill.options import refuse_unknown
+from texdistill.presets import PRESETS, known_options, preset_values
+from texdistill.registry import COMMANDS, STAGES
 from texdistill.tools.hostmem import keep_freed_memory
 
 log = logging.getLogger("texdistill")
-# commands that take presets and config files like the stages, but neither train nor write a run
-TOOLS = {"bench": BenchConfig}
 
 
 def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
@@ -64,6 +62,31 @@ def advanced_epilog(command: str, config_class: type) -> str | None:
     return textwrap.fill(text, width=79, break_on_hyphens=False)
 
 
+GIVEN = "given_options"  # the namespace's set of the config flags on the command line (not those left at a default)
+
+
+def _note_given(namespace: argparse.Namespace, dest: str) -> None:
+    if getattr(namespace, GIVEN, None) is None:
+        setattr(namespace, GIVEN, set())
+    getattr(namespace, GIVEN).add(dest)
+
+
+class _Store(argparse.Action):
+    """argparse's plain store, noting the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        _note_given(namespace, self.dest)
+
+
+class _Switch(argparse.BooleanOptionalAction):
+    """--x / --no-x, noting the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note_given(namespace, self.dest)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
                      defaults: dict[str, Any], show_all: bool = True) -> None:
     """One flag (or optional positional argument) per config field, with its help text and effective default;
@@ -78,47 +101,11 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
         if f.metadata.get("positional"):
             parser.add_argument(f.name, nargs="?", type=base, default=default, metavar=f.name.upper(), help=help_text)
         elif base is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(_flag(f.name), action=_Switch, default=default, help=help_text)
         else:
-            parser.add_argument(_flag(f.name), type=base, default=default, choices=f.metadata.get("choices"),
+            parser.add_argument(_flag(f.name), action=_Store, type=base, default=default,
+                                choices=f.metadata.get("choices"),
                                 metavar=f.name.upper() if not f.metadata.get("choices") else None, help=help_text)
-
-
-def _stage_runner(stage: str) -> Callable[[Any], Any]:
-    # imported lazily so `texdistill --help` stays fast
-    if stage == "experts":
-        from texdistill.method.experts import run
-    elif stage == "distill":
-        from texdistill.method.distill import run
-    elif stage == "evaluate":
-        from texdistill.method.evaluate import run
-    elif stage == "run":
-        from texdistill.pipeline import run
-    elif stage == "mockup":
-        from texdistill.products.mockup import run
-    elif stage == "export":
-        from texdistill.products.export import run
-    elif stage == "report":
-        from texdistill.products.report import run
-    elif stage == "bench":
-        from texdistill.tools.bench import run
-    elif stage == "sweep":
-        from texdistill.tools.sweep import run
-    else:
-        raise KeyError(stage)
-    return run
-
-
-STAGE_HELP = {"experts": "train expert networks on real data and store their trajectories",
-              "distill": "learn synthetic images or tileable class textures by trajectory matching",
-              "evaluate": "train fresh networks on the distilled set; test accuracy vs real baselines",
-              "run": "every stage with one set of options: experts, distill, evaluate, mock-ups, export, report",
-              "mockup": "the class textures as fabric on a T-shirt, dress, scarf, tote bag and cushion (PNG)",
-              "export": "a run's previews, contact sheet, evolution, print tiles (--print) and Wang tiles (--wang)",
-              "report": "RUN/report.html: a self-contained page of the run (opens offline)",
-              "bench": "time and peak memory of the gradient modes vs syn_steps (random data)",
-              "sweep": "a knob study: distil + evaluate one run per row of a JSON spec; table of accuracy vs knobs"}
-DEFAULT_PRESET = {"bench": "demo"}  # the preset of a stage run without --preset
 
 
 def file_values(path: str | None) -> dict[str, Any]:
@@ -154,27 +141,28 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         "with seamlessly tileable class textures.")
     parser.add_argument("--version", action="version", version=f"texdistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for stage, config_class in {**STAGES, **TOOLS}.items():
-        p = sub.add_parser(stage, help=STAGE_HELP.get(stage, ""), description=config_class.__doc__,
-                           epilog=advanced_epilog(stage, config_class),
+    for name, command in COMMANDS.items():
+        if command.kind == "folder":  # a positional run folder or spec: no presets, no config file
+            p = sub.add_parser(name, help=command.help, description=command.config.__doc__)
+            p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+            add_config_flags(p, command.config, {})
+            continue
+        p = sub.add_parser(name, help=command.help, description=command.config.__doc__,
+                           epilog=advanced_epilog(name, command.config),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        if advanced_options(config_class):
+        if advanced_options(command.config):
             p.add_argument("--help-all", action="help", help="show this help with the advanced options too")
-        preset = known.preset or DEFAULT_PRESET.get(stage)
+        preset = known.preset or command.preset
         p.add_argument("--preset", default=preset, help=f"named defaults ({', '.join(PRESETS)}); flags override them "
                                                         f"(default: {preset or 'none'})")
         p.add_argument("--config", help="JSON file of option → value (e.g. a run's config.json)")
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-        if stage in STAGES:
+        if command.kind == "stage":
             p.add_argument("--dry-run", action="store_true",
                            help="print the dataset found (classes, counts, resolution), the model size, the "
                                 "trajectory storage and the estimated peak memory per gradient mode and compute "
                                 "time of all stages, then exit without decoding or writing anything")
-        add_config_flags(p, config_class, {**preset_values(preset), **config_values}, show_all)
-    for command, config_class in RUN_COMMANDS.items():
-        p = sub.add_parser(command, help=STAGE_HELP[command], description=config_class.__doc__)
-        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-        add_config_flags(p, config_class, {})
+        add_config_flags(p, command.config, {**preset_values(preset), **config_values}, show_all)
     p = sub.add_parser("demo", help="experts → texture distillation → evaluation → mock-ups on the embedded data",
                        description="Runs the whole pipeline on the embedded Fashion-MNIST subset with the "
                        "'demo' preset (≤ 10 min on 2 CPU cores) and writes everything to runs/demo/.")
@@ -233,19 +221,25 @@ def _main(argv: list[str]) -> int:
             from texdistill.demo import run_demo
             run_demo(quick=args.quick, out=args.out, device=args.device, seed=args.seed)
             return 0
+        command = COMMANDS[args.command]
+        config_class = command.config
+        config_file = getattr(args, "config", None)
+        in_file = file_values(config_file)
+        refuse_unknown(in_file, known_options(config_class), f"config file {config_file}")
         values = {k: v for k, v in vars(args).items()
-                  if k not in ("command", "preset", "config", "debug", "dry_run")}
+                  if k not in ("command", "preset", "config", "debug", "dry_run", GIVEN)}
+        # the options the user gave (not a preset's, nor defaults): those of the other mode are refused
+        cfg = build_config(config_class, values, given={*getattr(args, GIVEN, ()), *in_file})
         if getattr(args, "dry_run", False):
             from texdistill.tools.estimate import dry_run
-            print(dry_run({**preset_values(args.preset), **file_values(args.config), **values}))
+            print(dry_run({**preset_values(args.preset), **in_file, **values}))
             return 0
-        cfg = build_config({**STAGES, **RUN_COMMANDS, **TOOLS}[args.command], values)
-        if args.command in STAGES:  # the training stages run under torchrun too
+        if command.kind == "stage":  # the training stages run under torchrun too
             distributed.setup(cfg.torch_device())
         if not distributed.is_main():
             log.setLevel(logging.WARNING)  # rank 0 reports
         try:
-            _stage_runner(args.command)(cfg)
+            command.run(cfg)
             distributed.barrier()  # under torchrun: no rank leaves while another still talks to it (gloo aborts)
         finally:
             distributed.teardown()

@@ -8,35 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from texdistill import names
 from texdistill.data.images import background_rgb
 from texdistill.data.source import DATA_HELP
-from texdistill.errors import ConfigError
-from texdistill.method.architectures import ARCHITECTURES
-from texdistill.method.augment import DEFAULT_STRATEGY, DSAConfig
-from texdistill.method.matching import GRADIENT_MODES
-from texdistill.method.matching import MATCH_LOSSES as MATCH_LOSS_FUNCTIONS
-from texdistill.method.training import PRECISIONS
+from texdistill.names import ARCHITECTURES, DEFAULT_STRATEGY, GRAD_MODES, MATCH_LOSSES, PRECISIONS
+from texdistill.options import _names, _require, option
 
 # options retired as measured not to help (they last ran at commit 17673e2) → the value that turned each off: a
 # saved run (or config file) holding that value is today's run; another value cannot be continued
 RETIRED: dict[str, Any] = {"start_ramp": 0, "label_field": False, "step_pool": 0, "ema_decay": 0.0, "min_syn_lr": 0.0,
                            "head": "flat"}
-
-
-def option(default: Any, help: str, choices: tuple | None = None, positional: bool = False) -> Any:
-    """A config field with its help text (and optional choices) for the generated CLI flag or positional argument."""
-    return field(default=default, metadata={"help": help, "choices": choices, "positional": positional})
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass
@@ -104,10 +92,7 @@ class CommonConfig:
         _require(self.patches >= 0, f"--patches must be ≥ 0, got {self.patches}")
         _require(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         background_rgb(self.background)  # one clear line for a colour it cannot read
-        self.dsa_config()  # validates the strategy string
-
-    def dsa_config(self) -> DSAConfig | None:
-        return DSAConfig(strategy=self.dsa_strategy, mode=self.dsa_mode) if self.dsa else None
+        names.dsa_transforms(self.dsa_strategy)  # one line naming the known transforms
 
     def torch_device(self) -> torch.device:
         """The device to run on; under torchrun each process takes the GPU of its LOCAL_RANK — or the only GPU
@@ -187,8 +172,7 @@ class ExpertsConfig(CommonConfig):
         _require(0 <= self.wrap_shift <= 1, f"--wrap-shift must be in [0, 1], got {self.wrap_shift}")
 
 
-GRAD_MODES = tuple(GRADIENT_MODES)
-MATCH_LOSSES = tuple(MATCH_LOSS_FUNCTIONS)
+CANVAS_INITS = ("real-tiled", "quilt")  # --init values that make a canvas
 COMPILE_AUTO_STEPS = 20_000  # student steps that repay the one-off compile (2 CPU cores, docs/gradient-modes.md)
 
 
@@ -205,6 +189,9 @@ class DistillConfig(CommonConfig):
                                         "recognizers", "recognition_models", "recognition_prior", "recognition_crops",
                                         "recognition_steps", "recognizer_epochs", "match_loss", "compile", "kept_steps",
                                         "deterministic", "log_every", "max_bad_steps", "fourier_alpha"}
+    # options that only one mode reads (besides the CANVAS_INITS, texture only); see refuse_other_mode
+    IMAGE_ONLY: ClassVar[tuple[str, ...]] = ("ipc", "batch_syn")
+    TEXTURE_ONLY: ClassVar[tuple[str, ...]] = ("canvas_size", "canvas_samples")
 
     experts_dir: str | None = option(None, "folder of expert trajectories (default: <out>/experts)")
     texture: bool = option(False, "learn one seamlessly tileable canvas per class instead of images")
@@ -298,13 +285,21 @@ class DistillConfig(CommonConfig):
         _require(str(self.kept_steps) == "auto" or str(self.kept_steps).isdigit(),
                  f"--kept-steps must be 'auto' or a whole number ≥ 0, got {self.kept_steps}")
         _require(self.recognition_prior >= 0, f"--recognition-prior must be ≥ 0, got {self.recognition_prior}")
-        # options of the other mode would be silently ignored: refuse them (presets only set their own mode's)
-        _require(not (self.texture and self.ipc != 1), f"--ipc {self.ipc} applies to image mode; texture mode learns "
-                 f"one canvas per class (give it more pixels with --canvas-size)")
         _require(not (self.texture and self.soft_labels), "--soft-labels applies to image mode; texture canvases "
                  "train on their class (soft labels on textures were retired: measured not to help)")
-        _require(self.texture or self.init not in ("real-tiled", "quilt"), f"--init {self.init} makes a canvas "
-                 "(texture mode); in image mode use --init real or noise, or add --texture")
+
+    def refuse_other_mode(self, given: Collection[str]) -> None:
+        """One line naming the options of the other mode given (flags, config file, keywords, sweep rows; not a
+        preset's) with a value other than their default: this mode would silently ignore them."""
+        wrong = [f"--{k.replace('_', '-')} {getattr(self, k)}" for k in (self.IMAGE_ONLY if self.texture else
+                 self.TEXTURE_ONLY) if k in given and getattr(self, k) != self.defaults()[k]]
+        wrong += [f"--init {self.init}"] if not self.texture and "init" in given and self.init in CANVAS_INITS else []
+        them = "them" if len(wrong) > 1 else "it"
+        _require(not wrong or not self.texture, f"{', '.join(wrong)} appl{'y' if len(wrong) > 1 else 'ies'} to image "
+                 f"mode; texture mode learns one canvas per class (more pixels: --canvas-size): drop {them} or add "
+                 f"--no-texture")
+        _require(not wrong, f"{', '.join(wrong)} appl{'y' if len(wrong) > 1 else 'ies'} to texture mode (crops of "
+                            f"one canvas per class): add --texture or drop {them}")
 
     @property
     def experts_path(self) -> Path:
@@ -385,16 +380,11 @@ class PipelineConfig(EvalConfig, DistillConfig, ExpertsConfig):
                                            "`texdistill evaluate` instead")
 
 
-STAGES: dict[str, type[CommonConfig]] = {"experts": ExpertsConfig, "distill": DistillConfig,
-                                         "evaluate": EvalConfig, "run": PipelineConfig}
-
-
-def _names(value: str | None) -> list[str] | None:
-    """A comma-separated option as a list of names (None stays None)."""
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-def build_config(config_class: type, values: dict[str, Any]) -> Any:
-    """Instantiate a stage config from flat values, ignoring the keys of other stages."""
+def build_config(config_class: type, values: dict[str, Any], given: Collection[str] | None = None) -> Any:
+    """Instantiate a stage config from flat values, ignoring the keys of other stages. `given`: the options the
+    user set (not those of a preset), refused where they belong to the other mode."""
     names = {f.name for f in dataclasses.fields(config_class)}
-    return config_class(**{k: v for k, v in values.items() if k in names})
+    cfg = config_class(**{k: v for k, v in values.items() if k in names})
+    if given is not None and isinstance(cfg, DistillConfig):
+        cfg.refuse_other_mode(given)
+    return cfg

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from texdistill import distributed
 from texdistill.commands import ExportConfig, MockupConfig, ReportConfig
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, PipelineConfig, build_config
-from texdistill.method import distill, evaluate, experts
-from texdistill.products import export, mockup, report
+from texdistill.config import PipelineConfig, build_config
+from texdistill.method import distill
+from texdistill.products import report
+from texdistill.registry import COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,15 @@ def run(cfg: PipelineConfig) -> dict:
     """Every stage on cfg's options; returns the evaluation results and prints where the report is."""
     values = {**cfg.to_dict(), "resume": cfg.resume, "force": cfg.force}
     started = time.time()
-    experts.run(build_config(ExpertsConfig, values))
+    stage = {name: build_config(COMMANDS[name].config, values) for name in ("experts", "distill", "evaluate")}
+    COMMANDS["experts"].run(stage["experts"])
     # the report is rewritten at every checkpoint, so a long run can be watched in the browser
-    distill.Distiller(build_config(DistillConfig, values),
-                      on_checkpoint=partial(report.run, ReportConfig(run=cfg.out), live=True)).run()
-    results = evaluate.run(build_config(EvalConfig, values))
+    distill.Distiller(stage["distill"], on_checkpoint=partial(report.run, ReportConfig(run=cfg.out), live=True)).run()
+    results = COMMANDS["evaluate"].run(stage["evaluate"])
     if distributed.is_main():
-        mockup.run(MockupConfig(run=cfg.out))
-        export.run(ExportConfig(run=cfg.out, print=cfg.texture))
-        page = report.run(ReportConfig(run=cfg.out))
+        COMMANDS["mockup"].run(MockupConfig(run=cfg.out))
+        COMMANDS["export"].run(ExportConfig(run=cfg.out, print=cfg.texture))
+        page = COMMANDS["report"].run(ReportConfig(run=cfg.out))
         log.info("finished in %.1f min", (time.time() - started) / 60)
         print(f"report: {page}  (open it in a browser; PNGs in {Path(cfg.out) / 'textures'}, "
               f"{Path(cfg.out) / 'mockups'} and {Path(cfg.out) / 'contact_sheet.png'})")

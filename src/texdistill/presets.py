@@ -5,9 +5,12 @@ Precedence: dataclass default < preset (--preset) < JSON config file (--config) 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from texdistill.config import RETIRED, PipelineConfig
 from texdistill.errors import ConfigError
+from texdistill.options import refuse_unknown
 
 # The paper-scale presets use MTT's published settings: 100 experts × 50 epochs at lr 0.01 ("the default
 # learning rate for all of our experts"), 5000 distillation iterations, 5 evaluation nets × 1000 epochs. The
@@ -105,9 +108,17 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def known_options(*config_classes: type) -> frozenset[str]:
+    """The option names of every stage (what a preset or a run's config.json may hold; retired ones too, which a
+    saved run may hold and config.py judges) and of `config_classes`."""
+    return frozenset(f.name for cls in (PipelineConfig, *config_classes) for f in dataclasses.fields(cls)) | set(RETIRED)
+
+
 def preset_values(name: str | None) -> dict[str, Any]:
+    """A preset's field → value overrides (checked: a key that is no option is an error naming the nearest)."""
     if name is None:
         return {}
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; `texdistill presets` lists: {', '.join(PRESETS)}")
+    refuse_unknown(PRESETS[name][1], known_options(), f"preset '{name}'")
     return dict(PRESETS[name][1])

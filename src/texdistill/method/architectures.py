@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from texdistill.errors import ConfigError
 from texdistill.method.models import ModelSpec, resolve_depth
+from texdistill.names import ARCHITECTURES
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -178,10 +179,6 @@ class ViT(nn.Module):
         patches = F.unfold(x, p, stride=p).transpose(1, 2)  # (B, tokens, C·p·p): non-overlapping, no convolution
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(patches)], 1) + self.position
         return self.classifier(self.norm(self.encoder(tokens)[:, 0]))
-
-
-ARCHITECTURES = ("convnet", "convnet-bn", "resnet18", "resnet18-bn", "resnet10", "vgg11", "vgg11-bn",
-                 "alexnet", "lenet", "vit-tiny")
 
 
 def family(name: str) -> str:

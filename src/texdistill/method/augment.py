@@ -17,9 +17,7 @@ import torch.nn.functional as F
 
 from texdistill.errors import ConfigError
 from texdistill.method.transfer import to_device
-
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
-TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+from texdistill.names import DEFAULT_STRATEGY, dsa_transforms
 
 
 @dataclass(frozen=True)
@@ -40,16 +38,16 @@ class DSAConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("one", "all"):
             raise ConfigError(f"DSA mode must be 'one' (MTT) or 'all', got '{self.mode}'")
-        unknown = [t for t in self.transforms if t not in TRANSFORMS]
-        if unknown:
-            raise ConfigError(f"unknown DSA transform(s) {unknown} in '{self.strategy}'; "
-                              f"use names from {'_'.join(TRANSFORMS)} joined by '_', or 'none'")
+        dsa_transforms(self.strategy)  # an unknown transform is one line naming the known ones
 
     @property
     def transforms(self) -> list[str]:
-        if self.strategy.lower() in ("", "none"):
-            return []
-        return self.strategy.split("_")
+        return dsa_transforms(self.strategy)
+
+
+def dsa_of(cfg) -> DSAConfig | None:
+    """The DSA of a stage config (its --dsa, --dsa-strategy, --dsa-mode); None with --no-dsa."""
+    return DSAConfig(strategy=cfg.dsa_strategy, mode=cfg.dsa_mode) if cfg.dsa else None
 
 
 AugParams = list[tuple[str, dict[str, torch.Tensor]]]  # (transform, per-sample parameters), drawn on the CPU

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from texdistill import distributed, hardware
 from texdistill.config import DistillConfig
 from texdistill.data import find_dataset, load_dataset
+from texdistill.method.augment import dsa_of
 from texdistill.method.experts import ExpertBank
 from texdistill.method.judges import Judge, trained_on_real_data
 from texdistill.method.matching import MatchProblem, Student, kept_steps_on, match, step_graph_bytes
@@ -54,7 +55,7 @@ class Distiller:
         self.space = self.bank.space()
         self.space.require_zca(cfg.zca, f"the experts in {cfg.experts_path}")
         self.flat = FlatParams(self.bank.spec.build().to(self.device))
-        self.student = Student(self.flat, cfg.dsa_config(), compile=cfg.compile_kernels())
+        self.student = Student(self.flat, dsa_of(cfg), compile=cfg.compile_kernels())
         # every random choice of the run (init, experts, start epochs, step seeds) comes from this generator
         generator = torch.Generator().manual_seed(cfg.seed)
         synthetic = build_synthetic(cfg.texture, cfg.init, self.dataset, self.space, generator, cfg.ipc,
@@ -77,7 +78,7 @@ class Distiller:
         self.recognition = None
         if cfg.recognition_lr:
             self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,
-                                               cfg.dsa_config())
+                                               dsa_of(cfg))
         self.outputs = DistillOutputs(cfg, {"model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
                                             "class_names": self.dataset.class_names,
                                             "val_fraction": cfg.val_fraction,

@@ -18,6 +18,7 @@ from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, DataError
 from texdistill.method import architectures
+from texdistill.method.augment import dsa_of
 from texdistill.method.experts import data_mismatch
 from texdistill.method.judges import JUDGE_SEED, JUDGE_SEEDS, Judge, instance_names, trained_on_real_data, wearability
 from texdistill.method.models import ModelSpec
@@ -61,7 +62,7 @@ def train_on_synthetic(synthetic: SyntheticSet, spec: ModelSpec, lr: float, cfg:
         for _ in range(batches):
             with torch.no_grad():
                 x, y = synthetic.sample(random_seed(generator), per_class)
-            sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator))
+            sgd_step(model, optimizer, x, y, dsa_of(cfg), random_seed(generator))
         if progress is not None:
             progress.update(1)
     return model

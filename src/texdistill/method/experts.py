@@ -17,6 +17,7 @@ from texdistill import distributed
 from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
 from texdistill.errors import CheckpointError, ConfigError
+from texdistill.method.augment import dsa_of
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.torus import random_rolls
 from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
@@ -88,7 +89,7 @@ class ExpertTrainer:
         return {"kind": "expert-trajectory", "index": index, "model": self.spec.to_dict(),
                 "dataset": self.dataset.name, "class_names": self.dataset.class_names,
                 "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
-                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(c.dsa_config()) if c.dsa else None,
+                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(dsa_of(c)) if c.dsa else None,
                 "zca": c.zca, "precision": c.precision, "config": c.to_dict()}
 
     def run(self, indices: list[int] | None = None) -> list[Path]:
@@ -156,7 +157,7 @@ class ExpertTrainer:
                 if cfg.wrap_shift:
                     x = random_rolls(x, cfg.wrap_shift, generator)
                 y = data.train_labels[batch].to(self.device)
-                loss, right = sgd_step(model, optimizer, x, y, cfg.dsa_config(), random_seed(generator),
+                loss, right = sgd_step(model, optimizer, x, y, dsa_of(cfg), random_seed(generator),
                                        cfg.precision)
                 loss_sum += loss * len(batch)
                 correct += right

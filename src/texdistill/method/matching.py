@@ -31,7 +31,7 @@ from functools import partial
 
 import torch
 
-from texdistill import distributed, hardware
+from texdistill import distributed, hardware, names
 from texdistill.errors import ConfigError
 from texdistill.method.augment import DSAConfig, augment
 from texdistill.method.kernels import COMPILABLE_KERNELS, EAGER_KERNELS, gradient_with_graph, graph_products
@@ -349,6 +349,7 @@ def first_order_gradient(student: Student, synthetic: SyntheticSet, syn_lr: torc
 GradientMode = Callable[[Student, SyntheticSet, torch.Tensor, MatchProblem], MatchResult]
 GRADIENT_MODES: dict[str, GradientMode] = {"unroll": unroll_gradient, "remat": remat_gradient,
                                            "first-order": first_order_gradient}
+assert tuple(GRADIENT_MODES) == names.GRAD_MODES and tuple(MATCH_LOSSES) == names.MATCH_LOSSES  # config checks those
 
 
 def match(mode: str, student: Student, synthetic: SyntheticSet, syn_lr: torch.Tensor,

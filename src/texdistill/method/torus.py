@@ -138,6 +138,16 @@ def high_frequency_share(images: torch.Tensor) -> float:
     return float(power[(fy ** 2 + fx ** 2).sqrt() > HALF_NYQUIST].sum() / power.sum().clamp_min(1e-12))
 
 
+# a seam counts as invisible while it is no stronger than the interior lines vary: a rolled smooth torus stays
+# below both (tests/test_textures.py), an edge-clamped resize or a collage's block edges do not
+INVISIBLE_RATIO, INVISIBLE_Z = 1.5, 3.0
+
+
+def seam_verdict(ratio: float, z: float) -> str:
+    """'invisible' or 'visible', from a seam's ratio and z-score (invisible: ratio ≤ 1.5 and |z| ≤ 3)."""
+    return "invisible" if ratio <= INVISIBLE_RATIO and abs(z) <= INVISIBLE_Z else "visible"
+
+
 def quantize(x: torch.Tensor, white: float = 1.0) -> torch.Tensor:
     """Display values in [0, white] (float) → uint8, rounded and clipped."""
     return (x.detach().double().cpu() * (255.0 / white)).round().clamp(0, 255).to(torch.uint8)

@@ -9,8 +9,6 @@ from texdistill.data.space import PixelSpace
 from texdistill.method.augment import DSAConfig, augment
 from texdistill.method.models import classification_loss
 
-PRECISIONS = ("float32", "bfloat16")  # of a training step's arithmetic (bfloat16: autocast; parameters stay float32)
-
 
 def random_seed(generator: torch.Generator) -> int:
     """A fresh 62-bit seed drawn from `generator` (for a DSA call or a sub-generator)."""

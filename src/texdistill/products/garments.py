@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from texdistill import names
+
 WIDTH = 100.0  # every garment's outline spans x ∈ [0, WIDTH] after normalisation
 BEZIER_POINTS = 24  # points per cubic segment when a path is flattened into a polygon
 
@@ -180,3 +182,4 @@ CUSHION = Garment(
 )
 
 GARMENTS: dict[str, Garment] = {g.name: g for g in (TSHIRT, DRESS, SCARF, TOTE, CUSHION)}
+assert tuple(GARMENTS) == names.GARMENTS  # what `mockup --garments` is checked against

@@ -12,7 +12,7 @@ import math
 from functools import partial
 from pathlib import Path
 
-from texdistill import __version__
+from texdistill._version import __version__
 from texdistill.commands import ReportConfig
 from texdistill.method.evaluate import EVAL_FILE, seam_report
 from texdistill.method.setfile import load_result

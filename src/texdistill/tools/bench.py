@@ -19,16 +19,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
 from texdistill import hardware
-from texdistill.config import GRAD_MODES, DistillConfig, _names, _require, option
+from texdistill.commands import BenchConfig, mode_parts
 from texdistill.data import READERS, ImageDataset, PixelSpace
 from texdistill.errors import BenchError, ConfigError
+from texdistill.method.augment import dsa_of
 from texdistill.method.matching import MatchProblem, MatchResult, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.synthetic import SyntheticSet, build_synthetic
@@ -38,63 +37,6 @@ from texdistill.tools.estimate import layout
 from texdistill.tools.hostmem import keep_freed_memory, peak_rss, start_peak_rss
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BenchConfig(DistillConfig):
-    """Time one distillation iteration and measure its peak memory for each gradient mode and syn_steps.
-
-    Runs on random pixels and a random expert segment shaped like --data (no dataset or experts needed:
-    time and memory do not depend on the values). Per syn_steps, one fresh process times all modes,
-    interleaved; each (mode, syn_steps) measures its peak memory in a fresh process of its own.
-    """
-
-    # options that do not shape one iteration: accepted (a run's config.json works) but not shown
-    UNUSED: ClassVar[tuple[str, ...]] = (
-        "data_dir", "classes", "holdout", "cache", "cache_dir", "zca", "zca_eps", "resume", "force", "experts_dir",
-        "init", "iterations", "syn_steps", "expert_epochs", "min_start_epoch", "max_start_epoch", "lr_img",
-        "momentum_img", "lr_lr", "grad_mode", "compile", "log_every", "snapshot_every", "ckpt_every", "max_bad_steps",
-        "soft_labels", "lr_label", "match_loss", "clamp_pixels", "recognition_lr", "recognizers", "recognition_models",
-        "recognition_prior", "recognition_crops", "recognition_steps", "recognizer_epochs", "val_fraction")
-
-    channels: int | None = option(None, "image channels (default: those of --data, e.g. 3 for ImageNet subsets)")
-    num_classes: int | None = option(None, "number of classes (default: that of --data)")
-    steps: str = option("10,20,40,80", "comma-separated syn_steps to measure (replaces --syn-steps)")
-    modes: str = option("unroll,remat,remat+kept,remat+compile,first-order,first-order+compile",
-                        "comma-separated gradient modes; '+compile' runs a mode with --compile on, '+kept' with "
-                        "--kept-steps as a run resolves it (plain remat/first-order: --kept-steps 0, every step "
-                        "replayed); unroll is the reference of the ratio and gradient-difference columns")
-    repeats: int = option(5, "timed iterations per (mode, syn_steps) after one warm-up; the fastest is reported "
-                             "(other load only adds time)")
-    dtype: str = option("float32", "floating-point precision of network and pixels", choices=("float32", "float64"))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.channels is None or self.channels >= 1, f"--channels must be ≥ 1, got {self.channels}")
-        _require(self.num_classes is None or self.num_classes >= 2, f"--num-classes must be ≥ 2, got {self.num_classes}")
-        _require(self.repeats >= 1, f"--repeats must be ≥ 1, got {self.repeats}")
-        try:
-            steps = self.step_list()
-        except ValueError:
-            steps = []
-        _require(bool(steps) and min(steps) >= 1, f"--steps must be positive integers like 10,20,40, got '{self.steps}'")
-        for mode in self.mode_list():
-            name, variant = mode_parts(mode)
-            _require(name in GRAD_MODES and variant != "?" and not (variant and name == "unroll"),
-                     f"unknown bench mode '{mode}'; use {', '.join(GRAD_MODES)}, optionally with '+compile' or "
-                     f"'+kept' (not unroll)")
-
-    def step_list(self) -> list[int]:
-        return [int(s) for s in self.steps.split(",") if s.strip()]
-
-    def mode_list(self) -> list[str]:
-        return _names(self.modes)
-
-
-def mode_parts(mode: str) -> tuple[str, str]:
-    """'remat+compile' → ('remat', 'compile'); 'remat' → ('remat', '')."""
-    name, _, variant = mode.partition("+")
-    return name, variant if variant in ("compile", "kept") else (variant and "?")
 
 
 REFERENCE = "unroll"
@@ -140,7 +82,7 @@ def bench_problem(cfg: BenchConfig, steps: int, compile: bool,
     target = start + 0.01 * start.abs().mean() * offset
     problem = MatchProblem(start, target, [random_seed(generator) for _ in range(steps)])
     syn_lr = torch.tensor(cfg.syn_lr_init or 0.01, dtype=dtype, device=device)
-    student = Student(flat, cfg.dsa_config(), compile=compile)
+    student = Student(flat, dsa_of(cfg), compile=compile)
     student.kept_steps = kept_steps(cfg, steps) if kept else 0
     return student, synthetic, syn_lr, problem
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from texdistill.config import GRAD_MODES, STAGES, DistillConfig, EvalConfig, ExpertsConfig, build_config
+from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config
 from texdistill.data import READERS, DatasetShape, find_dataset
 from texdistill.method.initial import SetLayout, set_layout
 from texdistill.method.matching import kept_steps_on, step_graph_bytes
 from texdistill.method.models import ConvNetCost, ModelSpec, convnet_cost, resolve_depth
+from texdistill.names import GRAD_MODES
+from texdistill.registry import STAGES
 
 FLOAT = 4  # bytes
 STEP_COST = {"unroll": 4.5, "remat": 5.7, "first-order": 5.2}  # student step / plain training step

@@ -16,7 +16,6 @@ table so far.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -28,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from texdistill.commands import SweepConfig
-from texdistill.config import DistillConfig, EvalConfig, ExpertsConfig, build_config
+from texdistill.config import DistillConfig, ExpertsConfig, build_config
 from texdistill.errors import ConfigError
-from texdistill.method import distill, evaluate, experts, setfile
-from texdistill.presets import preset_values
+from texdistill.method import evaluate, setfile
+from texdistill.options import refuse_unknown
+from texdistill.presets import known_options, preset_values
+from texdistill.registry import COMMANDS
 from texdistill.storage import atomic_write_bytes, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -54,15 +55,13 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"sweep spec {path} must be a JSON object with a non-empty \"rows\" object "
                           f"(row name → option values); see `texdistill sweep --help`")
     preset_values(spec.get("preset"))  # an unknown preset is an error naming the known ones
-    known = {name for cls in (ExpertsConfig, DistillConfig, EvalConfig) for name in (f.name for f in dataclasses.fields(cls))} | {"preset"}
     for where, values in [("base", spec.get("base", {})), *spec["rows"].items()]:
         if not isinstance(values, dict):
             raise ConfigError(f"sweep spec {path}: '{where}' must be an object of option → value")
-        unknown = sorted(k for k in values if k not in known)
+        refuse_unknown(values, known_options() | {"preset"}, f"sweep spec {path}, '{where}'")
         placed = sorted(k for k in values if k in PLACED)
-        if unknown or placed:
-            raise ConfigError(f"sweep spec {path}: '{where}' sets {', '.join(unknown + placed)}, which "
-                              f"{'are not options of experts/distill/evaluate' if unknown else 'the sweep places'}")
+        if placed:
+            raise ConfigError(f"sweep spec {path}: '{where}' sets {', '.join(placed)}, which the sweep places")
         if where != "base" and not NAME.match(where):
             raise ConfigError(f"sweep row name '{where}' must be a folder name (letters, digits, _ . = + -)")
     return spec
@@ -106,7 +105,7 @@ def timed(stage: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 def train_experts(cfg: ExpertsConfig) -> None:
     """Train the missing experts of a shared folder; the first (complete) training's time goes to sweep_experts.json."""
     path = cfg.run_dir / EXPERTS_FILE
-    _, timing = timed(lambda: experts.run(cfg))
+    _, timing = timed(lambda: COMMANDS["experts"].run(cfg))
     if not path.exists():
         write_json(path, {**timing, "num_experts": cfg.num_experts, "epochs": cfg.epochs, "width": cfg.width})
 
@@ -124,12 +123,12 @@ def run_row(cfg: SweepConfig, spec: dict[str, Any], row: str) -> dict[str, Any]:
     root = Path(values.pop("_experts_root"))
     train_experts(build_config(ExpertsConfig, {**values, "out": str(root)}))
     record["experts_dir"] = root.name
-    for stage, module, config_class in (("distill", distill, DistillConfig), ("evaluate", evaluate, EvalConfig)):
+    for stage in ("distill", "evaluate"):
         if stage in record and _finished(stage, run_dir):
             continue
         log.info("sweep row %s: %s", row, stage)
         stage_values = {"split": SPLIT, **values} if stage == "evaluate" else values
-        _, record[stage] = timed(lambda: module.run(build_config(config_class, stage_values)))
+        _, record[stage] = timed(lambda: COMMANDS[stage].run(build_config(COMMANDS[stage].config, stage_values)))
         write_json(record_path, record)
     record["result"] = _result(run_dir)
     write_json(record_path, record)
@@ -234,6 +233,9 @@ def run(cfg: SweepConfig) -> list[dict[str, Any]]:
     missing = [r for r in rows if r not in spec["rows"]]
     if missing:
         raise ConfigError(f"--rows names {', '.join(missing)}, not rows of {cfg.spec} ({', '.join(spec['rows'])})")
+    for row in [] if cfg.table_only else rows:  # a row that gives options of the other mode: refused before any runs
+        given = {*spec.get("base", {}), *spec["rows"][row]} - {"preset"}
+        build_config(DistillConfig, {k: v for k, v in placed_values(cfg, spec, row).items() if k[0] != "_"}, given)
     for row in [] if cfg.table_only else rows:
         run_row(cfg, spec, row)
         _write_table(cfg, spec)  # the table so far
