@@ -74,8 +74,9 @@ def test_report_is_self_contained_and_complete(texture_run):
         assert f"{results['seams'][name]['classes']['bag']['ratio']:.2f}" in page
     wear = results["wearability"]["sets"]
     assert set(wear) == set(results["sets"]) and 'id="wearability-table"' in page
-    for name, w in wear.items():
-        assert f"<td><b>{w['mean']:.2f}</b></td>" in page
+    for name, w in wear.items():  # the mean over classes, ± over the judge networks when there are several
+        spread = f" ± {w['std']:.2f} (n = {w['judges_n']})" if w.get("judges_n", 1) > 1 else ""
+        assert f"<td><b>{w['mean']:.2f}</b>{spread}</td>" in page
 
 
 def test_report_of_an_image_run(image_run):
