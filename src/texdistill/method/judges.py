@@ -122,11 +122,24 @@ def train_judge(name: str, dataset: ImageDataset, epochs: int, device: torch.dev
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda t: (t + 1) / warm if t < warm else 0.5 * (1 + math.cos(math.pi * (t - warm) / (steps - warm))))
     generator = torch.Generator().manual_seed(seed)
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        x = resized_crops_erased(judge._encode(dataset.train_images[batch].to(device)), generator)
+        return F.cross_entropy(judge.model(x), dataset.train_labels[batch].to(device), label_smoothing=0.1)
+
+    return fit(judge, dataset, epochs, generator, optimizer, schedule, batch_loss, f"judge {name}")
+
+
+def fit(judge: Judge, dataset: ImageDataset, epochs: int, generator: torch.Generator, optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+        desc: str) -> Judge:
+    """Train a network on shuffled batches of 128 real training images (`batch_loss` of a batch's indices, the
+    recipe's augmentation inside), stepping `schedule` every batch; its test accuracy set. Judges and recognisers
+    share this loop, not their recipes."""
     judge.model.train()
-    for _ in tqdm(range(epochs), desc=f"judge {name}", unit="epoch", leave=False, disable=not distributed.is_main()):
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False, disable=not distributed.is_main()):
         for batch in shuffled_batches(len(dataset.train_images), 128, generator):
-            x = resized_crops_erased(judge._encode(dataset.train_images[batch].to(device)), generator)
-            loss = F.cross_entropy(judge.model(x), dataset.train_labels[batch].to(device), label_smoothing=0.1)
+            loss = batch_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -25,14 +25,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from texdistill import distributed
 from texdistill.data import ImageDataset, PixelSpace
 from texdistill.method.augment import DSAConfig, augment
-from texdistill.method.judges import Judge, new_network, test_accuracy
+from texdistill.method.judges import Judge, fit, new_network
 from texdistill.method.synthetic import SyntheticSet
-from texdistill.method.training import shuffled_batches
 
 RECOGNIZER_SEED = 7_001  # recogniser i is trained with seed RECOGNIZER_SEED + i (the judges use another)
 RECOGNIZER_RECIPE = "recognizer-sgd-onecycle-shift-v1"  # change when train_recognizer changes
@@ -63,18 +60,12 @@ def train_recognizer(name: str, dataset: ImageDataset, epochs: int, device: torc
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=epochs * batches)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in tqdm(range(epochs), desc=f"recogniser {name}", unit="epoch", leave=False,
-                  disable=not distributed.is_main()):
-        for batch in shuffled_batches(len(dataset.train_images), 128, generator):
-            x = translate(dataset.train_images[batch].to(device), max(1, h // 7), generator)
-            loss = F.cross_entropy(model(judge._encode(x)), dataset.train_labels[batch].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    judge.test_accuracy = test_accuracy(judge, dataset)
-    return judge
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        x = translate(dataset.train_images[batch].to(device), max(1, h // 7), generator)
+        return F.cross_entropy(model(judge._encode(x)), dataset.train_labels[batch].to(device))
+
+    return fit(judge, dataset, epochs, generator, optimizer, schedule, batch_loss, f"recogniser {name}")
 
 
 @dataclass
