@@ -236,7 +236,7 @@ def build(run_dir: str | Path, live: bool = False) -> str:
     sections = [
         f"<h1>texdistill report</h1>{banner}<p class=meta>{html.escape(str(run_dir))}: {what} distilled from "
         f"{html.escape(meta['dataset'])}, iteration {meta['iteration']}, learned η = {meta['syn_lr']:.4g}.</p>",
-        "<h2>Test accuracy</h2>" + accuracy_section(results, meta["iteration"]),
+        "<h2>Accuracy</h2>" + accuracy_section(results, meta["iteration"]),
         "<h2>Wearability</h2>" + wearability_section((results or {}).get("wearability"), names),
         "<h2>Seams</h2><p class=note><b>ratio</b>: mean absolute difference across the wrap-around seams "
         "(last → first column and row) ÷ the same between neighbouring interior columns and rows; ≈ 1 means the "
