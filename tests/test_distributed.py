@@ -65,7 +65,7 @@ def test_experts_from_two_ranks_equal_one_process(runs):
 def test_evaluation_gathers_all_models(runs):
     distill = ["distill", *TINY, "--texture", "--iterations", "2", "--syn-steps", "2", "--expert-epochs", "1",
                "--max-start-epoch", "1"]
-    evaluate = ["evaluate", *TINY, "--num-models", "3", "--eval-epochs", "4", "--no-baselines", "--judges", "convnet-bn",
+    evaluate = ["evaluate", *TINY, "--num-models", "3", "--eval-epochs", "4", "--no-baselines", "--judges", "lenet",
                 "--judge-epochs", "1"]
     texdistill([*distill, "--out", str(runs / "one")])
     texdistill([*evaluate, "--out", str(runs / "one")])
