@@ -58,9 +58,12 @@ class SyntheticSet(nn.Module):
 
     # ---- what is learned: the pixels, or the coefficients they are rendered from (parameterisation.py) ----
     def use_fourier(self, alpha: float, colour: torch.Tensor | None = None,
-                    coefficients: torch.Tensor | None = None) -> None:
-        """Learn Fourier coefficients from now on, starting at `coefficients` (default: those of the pixels)."""
+                    coefficients: torch.Tensor | None = None, noise: bool = False) -> None:
+        """Learn Fourier coefficients from now on, starting at `coefficients` (default: those of the pixels; with
+        `noise`, the pixels are white noise whose spectrum becomes the coefficients: Fourier.noise_start)."""
         self.fourier = Fourier(self.pixels.shape[2:], alpha, colour)
+        if noise:
+            coefficients = self.fourier.noise_start(self.pixels.detach())
         start = self.fourier.coefficients(self.pixels) if coefficients is None else coefficients
         self.coefficients = nn.Parameter(start.to(self.pixels.device, self.pixels.dtype))
         self.render()
@@ -326,8 +329,7 @@ def build_synthetic(texture: bool, init: str, dataset: ImageDataset, space: Pixe
         synthetic = ImageSet(pixels, torch.arange(k).repeat_interleave(ipc), k, batch)
     if fourier_alpha is not None:
         colour = colour_basis(space.encode(dataset.train_images[:COLOUR_SAMPLE])) if dataset.channels > 1 else None
-        fourier = Fourier(pixels.shape[2:], fourier_alpha, colour)
-        synthetic.use_fourier(fourier_alpha, colour, fourier.noise_start(pixels) if init == "noise" else None)
+        synthetic.use_fourier(fourier_alpha, colour, noise=init == "noise")
     return synthetic
 
 
