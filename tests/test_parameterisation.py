@@ -122,8 +122,10 @@ def test_alpha_zero_distills_the_pixels_trajectory():
     assert relative(runs[1], runs[0]) < 1e-12
 
 
-def test_a_fourier_run_continued_equals_one_run(tmp_path, tiny_experts):
-    argv = [*distill_cli(), "--texture", "--parameterisation", "fourier", "--init", "noise", "--ckpt-every", "2"]
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_fourier_run_continued_equals_one_run(tmp_path, tiny_experts, optimizer):
+    argv = [*distill_cli(), "--texture", "--parameterisation", "fourier", "--init", "noise", "--ckpt-every", "2",
+            "--optimizer-img", optimizer, *(["--lr-img", "0.05"] if optimizer == "adam" else [])]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     for folder in (whole, parts):
         shutil.copytree(tiny_experts, folder)
@@ -135,5 +137,7 @@ def test_a_fourier_run_continued_equals_one_run(tmp_path, tiny_experts):
                  and not p.endswith("checkpoint.safetensors")):
         assert ours[path.replace(str(whole), str(parts))] == theirs[path], path
     tensors, _ = load_tensors(whole / "checkpoint.safetensors")
-    assert "now.coefficients" in tensors and "now.momentum_img" in tensors
-    assert tensors["now.momentum_img"].shape == tensors["now.coefficients"].shape
+    buffer = "now.momentum_img" if optimizer == "sgd" else "now.adam_img_exp_avg_sq"
+    assert "now.coefficients" in tensors and buffer in tensors
+    assert tensors[buffer].shape == tensors["now.coefficients"].shape
+    assert ("now.adam_img_step" in tensors) == (optimizer == "adam")

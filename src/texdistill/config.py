@@ -188,7 +188,8 @@ class DistillConfig(CommonConfig):
     ADVANCED = CommonConfig.ADVANCED | {"min_start_epoch", "momentum_img", "syn_lr_init", "soft_labels", "lr_label",
                                         "recognizers", "recognition_models", "recognition_prior", "recognition_crops",
                                         "recognition_steps", "recognizer_epochs", "match_loss", "compile", "kept_steps",
-                                        "deterministic", "log_every", "max_bad_steps", "fourier_alpha"}
+                                        "deterministic", "log_every", "max_bad_steps", "fourier_alpha",
+                                        "optimizer_img"}
     # options that only one mode reads (besides the CANVAS_INITS, texture only); see refuse_other_mode
     IMAGE_ONLY: ClassVar[tuple[str, ...]] = ("ipc", "batch_syn")
     TEXTURE_ONLY: ClassVar[tuple[str, ...]] = ("canvas_size", "canvas_samples")
@@ -214,6 +215,10 @@ class DistillConfig(CommonConfig):
     batch_syn: int | None = option(None, "image mode: synthetic images per student step (default: all)")
     lr_img: float = option(1000.0, "SGD learning rate of the pixels (MTT: 1000 at 32 px, 10^4 for ImageNet)")
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
+    optimizer_img: str = option("sgd", "the optimiser of what is learned (the pixels or the Fourier coefficients): "
+                                       "'sgd' with --momentum-img (MTT) or 'adam' (feature-visualisation "
+                                       "practice; --lr-img is then Adam's step size, e.g. 0.01–0.1)",
+                                choices=("sgd", "adam"))
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
     soft_labels: bool = option(False, "image mode: learn a soft label per image (class logits, initialised from "

@@ -35,14 +35,17 @@ class OptimState:
 
     pixels: torch.Tensor
     log_syn_lr: torch.Tensor
-    momentum_img: torch.Tensor | None
     momentum_lr: torch.Tensor | None
+    momentum_img: torch.Tensor | None = None  # SGD's (--optimizer-img sgd)
     label_logits: torch.Tensor | None = None
     momentum_label: torch.Tensor | None = None
     recognition_step: torch.Tensor | None = None  # the recognition step's Adam state (--recognition-lr)
     recognition_exp_avg: torch.Tensor | None = None
     recognition_exp_avg_sq: torch.Tensor | None = None
     coefficients: torch.Tensor | None = None  # --parameterisation fourier: what the pixels are rendered from
+    adam_img_step: torch.Tensor | None = None  # --optimizer-img adam: its state (instead of momentum_img)
+    adam_img_exp_avg: torch.Tensor | None = None
+    adam_img_exp_avg_sq: torch.Tensor | None = None
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -67,7 +70,8 @@ class DistillState:
         if synthetic.label_logits is not None:
             self.opt_label = torch.optim.SGD([synthetic.label_logits], lr=cfg.lr_label, momentum=0.9)
         self.log_syn_lr = torch.nn.Parameter(torch.tensor(math.log(syn_lr_init), device=device))
-        self.opt_img = torch.optim.SGD([synthetic.learned], lr=cfg.lr_img, momentum=cfg.momentum_img)
+        self.opt_img = (torch.optim.Adam([synthetic.learned], lr=cfg.lr_img) if cfg.optimizer_img == "adam" else
+                        torch.optim.SGD([synthetic.learned], lr=cfg.lr_img, momentum=cfg.momentum_img))
         self.opt_lr = torch.optim.SGD([self.log_syn_lr], lr=cfg.lr_lr / syn_lr_init ** 2, momentum=0.5)
         self.opt_rec = torch.optim.Adam([synthetic.learned], lr=cfg.recognition_lr) if cfg.recognition_lr else None
         self.iteration = 0
@@ -132,7 +136,10 @@ class DistillState:
 
     def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor, str]]:
         """OptimState optimiser field → (optimiser, the parameter it steps, the key of its state entry)."""
-        optimisers = {"momentum_img": (self.opt_img, self.synthetic.learned, "momentum_buffer"),
+        adam_img = isinstance(self.opt_img, torch.optim.Adam)
+        optimisers = {"momentum_img": (None if adam_img else self.opt_img, self.synthetic.learned, "momentum_buffer"),
+                      **{f"adam_img_{key}": (self.opt_img if adam_img else None, self.synthetic.learned, key)
+                         for key in ("step", "exp_avg", "exp_avg_sq")},
                       "momentum_lr": (self.opt_lr, self.log_syn_lr, "momentum_buffer"),
                       "momentum_label": (self.opt_label, self.synthetic.label_logits, "momentum_buffer"),
                       **{f"recognition_{key}": (self.opt_rec, self.synthetic.learned, key)
