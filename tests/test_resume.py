@@ -14,7 +14,7 @@ from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, start_cli,
 from texdistill.cli import main
 from texdistill.method import evaluate
 from texdistill.method.experts import expert_path
-from texdistill.rundir import RunLock
+from texdistill.stages.rundir import RunLock
 from texdistill.storage import load_tensors, read_jsonl, read_metadata
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -31,7 +31,7 @@ from texdistill.method.setfile import RESULT
 from texdistill.method.state import DistillState
 from texdistill.method.synthetic import build_synthetic
 from texdistill.method.training import random_seed
-from texdistill.rundir import RunLock, continue_existing
+from texdistill.stages.rundir import RunLock, continue_existing
 
 log = logging.getLogger(__name__)
 

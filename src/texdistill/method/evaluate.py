@@ -26,7 +26,7 @@ from texdistill.method.setfile import load_result, result_path
 from texdistill.method.synthetic import SyntheticSet
 from texdistill.method.torus import VISIBLE, high_frequency_share, seam_metrics
 from texdistill.method.training import random_seed, sgd_step, top1_accuracy
-from texdistill.rundir import RunLock, continue_existing, record_config, require_same_options
+from texdistill.stages.rundir import RunLock, continue_existing, record_config, require_same_options
 from texdistill.storage import read_json, write_json
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from texdistill.method.augment import dsa_of
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.torus import random_rolls
 from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
-from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
+from texdistill.stages.rundir import RunLock, continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
 
 log = logging.getLogger(__name__)
