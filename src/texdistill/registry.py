@@ -40,7 +40,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "experts": Command(ExpertsConfig, "texdistill.method.experts:run",
                        "train expert networks on real data and store their trajectories", "stage"),
-    "distill": Command(DistillConfig, "texdistill.method.distill:run",
+    "distill": Command(DistillConfig, "texdistill.stages.distill:run",
                        "learn synthetic images or tileable class textures by trajectory matching", "stage"),
     "evaluate": Command(EvalConfig, "texdistill.method.evaluate:run",
                         "train fresh networks on the distilled set; test accuracy vs real baselines", "stage"),
