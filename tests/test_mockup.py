@@ -11,7 +11,6 @@ from texdistill.cli import main
 from texdistill.commands import MockupConfig
 from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.errors import ConfigError
-from texdistill.method.experts import ExpertTrainer
 from texdistill.products.garments import GARMENTS, WIDTH, parse_path
 from texdistill.products.mockup import (
     BACKGROUND,
@@ -26,6 +25,7 @@ from texdistill.products.mockup import (
 )
 from texdistill.products.textures import resample_periodic
 from texdistill.stages import distill
+from texdistill.stages.experts import ExpertTrainer
 
 
 def random_unit(c=3, h=20, w=30, seed=0):

@@ -9,10 +9,11 @@ from texdistill.data import ImageDataset, PixelSpace, load_dataset
 from texdistill.data.zca import ZCAFilter
 from texdistill.errors import ConfigError
 from texdistill.method.distill import Distiller
-from texdistill.method.experts import ExpertBank, ExpertTrainer
+from texdistill.method.experts import ExpertBank
 from texdistill.method.setfile import load_result
 from texdistill.products.mockup import class_units
 from texdistill.stages import distill
+from texdistill.stages.experts import ExpertTrainer
 
 SIDE, CHANNELS = 8, 2
 MIXING = torch.tensor([[1.0, 0.4], [0.4, 0.7]], dtype=torch.float64)

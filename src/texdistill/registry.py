@@ -38,7 +38,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "experts": Command(ExpertsConfig, "texdistill.method.experts:run",
+    "experts": Command(ExpertsConfig, "texdistill.stages.experts:run",
                        "train expert networks on real data and store their trajectories", "stage"),
     "distill": Command(DistillConfig, "texdistill.stages.distill:run",
                        "learn synthetic images or tileable class textures by trajectory matching", "stage"),
