@@ -11,11 +11,11 @@ from texdistill.cli import main
 from texdistill.config import DistillConfig, build_config
 from texdistill.errors import ConfigError
 from texdistill.method.distill import Distiller
-from texdistill.method.evaluate import EVAL_FILE
 from texdistill.method.recognition import RecognitionTerm
 from texdistill.method.setfile import load_result
 from texdistill.method.synthetic import TextureCanvas
 from texdistill.stages import distill as distill_stage
+from texdistill.stages.evaluate import EVAL_FILE
 from texdistill.stages.outputs import CHECKPOINT
 from texdistill.storage import load_tensors, read_json, read_jsonl
 
