@@ -108,7 +108,7 @@ def texture_run(tmp_path_factory):
 def image_run(texture_run, tmp_path_factory):
     """A tiny image-mode (not texture) distillation on texture_run's experts: 2 images per class."""
     from texdistill.config import DistillConfig
-    from texdistill.method import distill
+    from texdistill.stages import distill
 
     out = tmp_path_factory.mktemp("image-run") / "run"
     distill.run(DistillConfig(out=str(out), experts_dir=str(texture_run / "experts"), width=TEXTURE_RUN["width"],

@@ -220,7 +220,7 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resume
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    from texdistill.method.outputs import DistillOutputs
+    from texdistill.stages.outputs import DistillOutputs
 
     real_save = DistillOutputs.save_result
 

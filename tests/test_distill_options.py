@@ -11,11 +11,12 @@ from texdistill.cli import main
 from texdistill.config import DistillConfig, build_config
 from texdistill.errors import ConfigError
 from texdistill.method.distill import Distiller
-from texdistill.method.evaluate import EVAL_FILE
-from texdistill.method.outputs import CHECKPOINT
 from texdistill.method.recognition import RecognitionTerm
 from texdistill.method.setfile import load_result
 from texdistill.method.synthetic import TextureCanvas
+from texdistill.stages import distill as distill_stage
+from texdistill.stages.evaluate import EVAL_FILE
+from texdistill.stages.outputs import CHECKPOINT
 from texdistill.storage import load_tensors, read_json, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -117,7 +118,6 @@ def test_the_checkpoint_callback_follows_every_checkpoint(tmp_path, tiny_experts
     values.update(data_dir=args[args.index("--data-dir") + 1], res=int(args[args.index("--res") + 1]),
                   width=int(args[args.index("--width") + 1]))
     seen = []
-    distiller = Distiller(build_config(DistillConfig, values),
-                          on_checkpoint=lambda: seen.append(load_result(tmp_path / "run")[1]["iteration"]))
-    distiller.run()
+    distill_stage.run(build_config(DistillConfig, values),
+                      on_checkpoint=lambda: seen.append(load_result(tmp_path / "run")[1]["iteration"]))
     assert seen == [2, 4, 5]  # after each checkpoint, with the result of that iteration already written

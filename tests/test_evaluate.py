@@ -14,10 +14,12 @@ from texdistill.cli import main
 from texdistill.config import EvalConfig
 from texdistill.data import PixelSpace, load_dataset
 from texdistill.method import evaluate
-from texdistill.method.evaluate import EVAL_FILE, plus_minus, seam_report, summary, train_on_synthetic
+from texdistill.method.evaluate import plus_minus, seam_report, summary, train_on_synthetic
 from texdistill.method.models import ModelSpec
 from texdistill.method.synthetic import ImageSet, TextureCanvas, build_synthetic
 from texdistill.method.training import top1_accuracy
+from texdistill.stages import evaluate as evaluate_stage
+from texdistill.stages.evaluate import EVAL_FILE
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -65,11 +67,11 @@ def test_each_set_trains_with_its_lr_and_the_lr_drops_tenfold_at_half(tiny, monk
     dataset, space, spec = tiny
     canvas = build_synthetic(True, "real", dataset, space, torch.Generator().manual_seed(0), canvas_samples=2)
     meta = {"syn_lr": 0.0123, "expert_lr": 0.01}
-    sets = evaluate._sets(EvalConfig(out="unused"), canvas, meta, dataset, space)
+    sets = evaluate_stage._sets(EvalConfig(out="unused"), canvas, meta, dataset, space)
     assert {name: lr for name, (_, lr) in sets.items()} == {
         "distilled": 0.0123, "random real tiled": 0.01, "random real collage": 0.01, "random real ×4 (same pixels)": 0.01}
-    assert evaluate._sets(EvalConfig(out="unused", eval_lr=0.3), canvas, meta, dataset, space)["distilled"][1] == 0.3
-    assert list(evaluate._sets(EvalConfig(out="unused", baselines=False), canvas, meta, dataset, space)) == ["distilled"]
+    assert evaluate_stage._sets(EvalConfig(out="unused", eval_lr=0.3), canvas, meta, dataset, space)["distilled"][1] == 0.3
+    assert list(evaluate_stage._sets(EvalConfig(out="unused", baselines=False), canvas, meta, dataset, space)) == ["distilled"]
 
     seen = []
 
@@ -168,7 +170,7 @@ def test_under_torchrun_each_round_of_models_is_saved_before_the_next(monkeypatc
 
 
 def test_judges_of_a_family_the_distillation_used_are_left_out(tmp_path):
-    from texdistill.method.evaluate import left_out
+    from texdistill.stages.evaluate import left_out
 
     cfg = EvalConfig(out=str(tmp_path / "run"), judges="convnet-bn,vit-tiny,lenet,resnet10")
     assert left_out(cfg, {"convnet"}) == ["convnet-bn"]  # same family as the experts

@@ -11,8 +11,9 @@ from texdistill.config import DistillConfig
 from texdistill.errors import NumericalError
 from texdistill.method import distill
 from texdistill.method.distill import Distiller
-from texdistill.method.outputs import CHECKPOINT
 from texdistill.method.setfile import RESULT, load_result
+from texdistill.stages import distill as distill_stage
+from texdistill.stages.outputs import CHECKPOINT, DistillOutputs
 from texdistill.storage import load_tensors, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -69,7 +70,7 @@ def test_a_poisoned_step_restores_the_last_good_state_and_halves_the_pixel_lr(cf
 
 def test_a_poisoned_run_recovers_and_logs_it(cfg, poison):
     poison("loss", {3})
-    Distiller(cfg).run()
+    distill_stage.run(cfg)
     records = [r for r in read_jsonl(cfg.run_dir / "log.jsonl", "distill") if "it" in r and "event" not in r]
     assert [r["it"] for r in records] == list(range(1, 7))
     bad = records[2]
@@ -88,7 +89,7 @@ def test_consecutive_non_finite_steps_stop_with_the_good_state_saved(cfg, poison
 
     poison("pixel_grad", {3, 4, 5})  # counted from the run below (the clean step came before the poison)
     with pytest.raises(NumericalError) as error:
-        Distiller(cfg).run()
+        distill_stage.run(cfg)
     message = str(error.value)
     assert "3 steps in a row" in message and "iterations 3–5" in message and "--lr-img" in message
     assert "\n" not in message
@@ -107,8 +108,8 @@ def test_checkpoint_round_trips_every_piece_of_state(cfg, poison):
     for _ in range(4):
         first.step()
     assert first.state.bad_steps == 1 and first.state.lr_img == cfg.lr_img / 2
-    first.run_dir.mkdir(parents=True, exist_ok=True)
-    first.outputs.save_checkpoint(first.state)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    DistillOutputs(cfg, {}).save_checkpoint(first.state)
 
     second = Distiller(cfg)
     tensors, meta = load_tensors(cfg.run_dir / CHECKPOINT)
@@ -126,12 +127,10 @@ def test_checkpoint_round_trips_every_piece_of_state(cfg, poison):
 
 def test_a_new_lr_img_replaces_the_guard_reduction_on_resume(cfg, poison):
     poison("loss", {1})
-    Distiller(cfg).run()
+    distill_stage.run(cfg)
     assert load_tensors(cfg.run_dir / CHECKPOINT)[1]["lr_img"] == cfg.lr_img / 2
-    same = Distiller(dataclasses.replace(cfg, iterations=7))
-    same.run()
-    assert same.state.lr_img == cfg.lr_img / 2
-    lower = Distiller(dataclasses.replace(cfg, iterations=8, lr_img=100.0))
-    lower.run()
-    assert lower.state.lr_img == 100.0
+    distill_stage.run(dataclasses.replace(cfg, iterations=7))
+    assert load_tensors(cfg.run_dir / CHECKPOINT)[1]["lr_img"] == cfg.lr_img / 2  # the state at iteration 7
+    distill_stage.run(dataclasses.replace(cfg, iterations=8, lr_img=100.0))
+    assert load_tensors(cfg.run_dir / CHECKPOINT)[1]["lr_img"] == 100.0
     assert (cfg.run_dir / RESULT).exists()

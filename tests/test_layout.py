@@ -1,4 +1,5 @@
-"""The package's layers: arrows run down only (products and tools use the method, never the other way)."""
+"""The package's layers: arrows run down only (stages run the method; products and tools use both; never the
+other way)."""
 
 import ast
 from pathlib import Path
@@ -7,15 +8,18 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "src" / "texdistill"
 # a layer → the sub-packages of texdistill it must not import
-FORBIDDEN = {"method": ("products", "tools", "pipeline", "cli", "demo", "registry"),
-             "data": ("method", "products", "tools", "pipeline", "cli", "demo"),
+FORBIDDEN = {"method": ("stages", "products", "tools", "pipeline", "cli", "demo", "registry"),
+             # the stages run the method in a run folder (lock, resume, outputs); products and tools use them
+             "stages": ("products", "tools", "pipeline", "cli", "demo", "registry"),
+             "data": ("method", "stages", "products", "tools", "pipeline", "cli", "demo"),
              "products": ("tools", "pipeline", "cli", "demo", "registry"),
              # the configs and the names they check sit below the method: config.py needs no method code
-             "config.py": ("method", "products", "tools", "pipeline", "cli", "demo", "registry", "commands", "presets"),
-             "commands.py": ("method", "products", "tools", "pipeline", "cli", "demo", "registry"),
-             "registry.py": ("method", "products", "tools", "pipeline", "cli", "demo"),
-             "names.py": ("method", "products", "tools", "config", "options", "data"),
-             "options.py": ("method", "products", "tools", "config", "names", "data")}
+             "config.py": ("method", "stages", "products", "tools", "pipeline", "cli", "demo", "registry", "commands",
+                           "presets"),
+             "commands.py": ("method", "stages", "products", "tools", "pipeline", "cli", "demo", "registry"),
+             "registry.py": ("method", "stages", "products", "tools", "pipeline", "cli", "demo"),
+             "names.py": ("method", "stages", "products", "tools", "config", "options", "data"),
+             "options.py": ("method", "stages", "products", "tools", "config", "names", "data")}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -11,8 +11,6 @@ from texdistill.cli import main
 from texdistill.commands import MockupConfig
 from texdistill.config import DistillConfig, ExpertsConfig
 from texdistill.errors import ConfigError
-from texdistill.method.distill import Distiller
-from texdistill.method.experts import ExpertTrainer
 from texdistill.products.garments import GARMENTS, WIDTH, parse_path
 from texdistill.products.mockup import (
     BACKGROUND,
@@ -26,6 +24,8 @@ from texdistill.products.mockup import (
     repeat_unit,
 )
 from texdistill.products.textures import resample_periodic
+from texdistill.stages import distill
+from texdistill.stages.experts import ExpertTrainer
 
 
 def random_unit(c=3, h=20, w=30, seed=0):
@@ -157,7 +157,7 @@ def experts_dir(tmp_path_factory, demo_data):
 def distilled_run(path, experts_dir, **options):
     cfg = DistillConfig(out=str(path), experts_dir=str(experts_dir), width=4, iterations=1, syn_steps=2,
                         expert_epochs=1, max_start_epoch=1, **options)
-    Distiller(cfg).run()
+    distill.run(cfg)
     return path
 
 

@@ -14,8 +14,8 @@ from tinyrun import distill_cli, evaluate_cli, experts_cli, files_of, start_cli,
 from texdistill.cli import main
 from texdistill.method import evaluate
 from texdistill.method.experts import expert_path
-from texdistill.rundir import RunLock
-from texdistill.storage import load_tensors, read_jsonl, read_metadata
+from texdistill.stages.rundir import RunLock
+from texdistill.storage import load_tensors, read_json, read_jsonl, read_metadata
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -121,13 +121,13 @@ def test_evaluation_interrupted_after_a_model_continues_with_the_next(tmp_path, 
     monkeypatch.setattr(evaluate, "train_on_synthetic", train_then_die)
     assert main([*argv, "--no-baselines", "--out", str(run)]) == 130
     monkeypatch.setattr(evaluate, "train_on_synthetic", original)
-    partial = evaluate.read_json(run / "eval.json")
+    partial = read_json(run / "eval.json")
     assert not partial["complete"] and partial["sets"]["distilled"]["models"] == 1
 
     monkeypatch.setattr(evaluate, "train_on_synthetic", lambda *a, **k: (trained.append(a[4]), original(*a, **k))[1])
     assert main([*argv, "--no-baselines", "--out", str(run)]) == 0
     assert trained[2:] == [trained[1]]  # only the second model was trained again
-    ours, theirs = evaluate.read_json(run / "eval.json"), evaluate.read_json(reference / "eval.json")
+    ours, theirs = read_json(run / "eval.json"), read_json(reference / "eval.json")
     assert ours["complete"] and ours["sets"] == theirs["sets"]
 
 
@@ -184,13 +184,13 @@ def test_force_starts_a_stage_over_and_removes_only_its_own_files(tmp_path, tiny
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["it_000000.safetensors", "it_000002.safetensors"]
     assert read_metadata(run / "checkpoint.safetensors")["iteration"] == 2
     assert [r["it"] for r in read_jsonl(run / "log.jsonl", "distill") if "loss" in r] == [1, 2]
-    assert evaluate.read_json(run / "config.json")["distill"]["syn_steps"] == 3
+    assert read_json(run / "config.json")["distill"]["syn_steps"] == 3
     assert (run / "notes.txt").read_text() == "mine" and files_of(run / "experts") == experts_before
     assert (run / "eval.json").read_bytes() == eval_before
 
     # evaluation notices the new set (by its SHA-256) and evaluates it afresh, same options
     assert main([*evaluate_cli(), "--out", str(run)]) == 0
-    results = evaluate.read_json(run / "eval.json")
+    results = read_json(run / "eval.json")
     assert results["iteration"] == 2 and results["complete"]
     assert results["synthetic_sha256"] != json.loads(eval_before)["synthetic_sha256"]
 

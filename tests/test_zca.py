@@ -9,9 +9,11 @@ from texdistill.data import ImageDataset, PixelSpace, load_dataset
 from texdistill.data.zca import ZCAFilter
 from texdistill.errors import ConfigError
 from texdistill.method.distill import Distiller
-from texdistill.method.experts import ExpertBank, ExpertTrainer
+from texdistill.method.experts import ExpertBank
 from texdistill.method.setfile import load_result
 from texdistill.products.mockup import class_units
+from texdistill.stages import distill
+from texdistill.stages.experts import ExpertTrainer
 
 SIDE, CHANNELS = 8, 2
 MIXING = torch.tensor([[1.0, 0.4], [0.4, 0.7]], dtype=torch.float64)
@@ -137,7 +139,7 @@ def test_texture_distillation_with_zca(tmp_path):
     record = distiller.step()
     assert np.isfinite(record["loss"]) and record["grad_norm"] > 0 and "skipped" not in record
     assert not torch.equal(distiller.synthetic.pixels.detach(), before)
-    distiller.run()
+    distill.run(cfg)
     synthetic, _, space = load_result(cfg.run_dir)
     assert space.whitened
     png = np.asarray(Image.open(cfg.run_dir / "textures" / "red.png"))

@@ -18,9 +18,9 @@ from pathlib import Path
 from texdistill import distributed
 from texdistill.commands import ExportConfig, MockupConfig, ReportConfig
 from texdistill.config import PipelineConfig, build_config
-from texdistill.method import distill
 from texdistill.products import report
 from texdistill.registry import COMMANDS
+from texdistill.stages import distill
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def run(cfg: PipelineConfig) -> dict:
     stage = {name: build_config(COMMANDS[name].config, values) for name in ("experts", "distill", "evaluate")}
     COMMANDS["experts"].run(stage["experts"])
     # the report is rewritten at every checkpoint, so a long run can be watched in the browser
-    distill.Distiller(stage["distill"], on_checkpoint=partial(report.run, ReportConfig(run=cfg.out), live=True)).run()
+    distill.run(stage["distill"], on_checkpoint=partial(report.run, ReportConfig(run=cfg.out), live=True))
     results = COMMANDS["evaluate"].run(stage["evaluate"])
     if distributed.is_main():
         COMMANDS["mockup"].run(MockupConfig(run=cfg.out))

@@ -38,11 +38,11 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "experts": Command(ExpertsConfig, "texdistill.method.experts:run",
+    "experts": Command(ExpertsConfig, "texdistill.stages.experts:run",
                        "train expert networks on real data and store their trajectories", "stage"),
-    "distill": Command(DistillConfig, "texdistill.method.distill:run",
+    "distill": Command(DistillConfig, "texdistill.stages.distill:run",
                        "learn synthetic images or tileable class textures by trajectory matching", "stage"),
-    "evaluate": Command(EvalConfig, "texdistill.method.evaluate:run",
+    "evaluate": Command(EvalConfig, "texdistill.stages.evaluate:run",
                         "train fresh networks on the distilled set; test accuracy vs real baselines", "stage"),
     "run": Command(PipelineConfig, "texdistill.pipeline:run",
                    "every stage with one set of options: experts, distill, evaluate, mock-ups, export, report", "stage"),

@@ -1,21 +1,18 @@
-"""The distillation loop: learn the synthetic set and the student lr η by matching expert trajectories.
+"""The distillation algorithm: learn the synthetic set and the student lr η by matching expert trajectories.
 
 Each iteration draws a problem (an expert, a start epoch, the seeds of N student steps), computes the matching
 loss and its gradient to the pixels and η (method/matching.py), and updates the state (method/state.py) — or,
-if anything came out non-finite, puts the last good state back. The run folder (checkpoints, snapshots, result,
-log) is method/outputs.py; the set's file format is method/setfile.py.
+if anything came out non-finite, puts the last good state back. The loop over iterations and the run folder
+(lock, resume, checkpoints, snapshots, result, log) are the stage's: stages/distill.py and stages/outputs.py;
+the set's file format is method/setfile.py.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from texdistill import distributed, hardware
 from texdistill.config import DistillConfig
@@ -25,30 +22,23 @@ from texdistill.method.experts import ExpertBank
 from texdistill.method.judges import Judge, trained_on_real_data
 from texdistill.method.matching import MatchProblem, Student, kept_steps_on, match, step_graph_bytes
 from texdistill.method.models import FlatParams
-from texdistill.method.outputs import CHECKPOINT, DistillOutputs
 from texdistill.method.recognition import RECOGNIZER_RECIPE, RECOGNIZER_SEED, RecognitionTerm, train_recognizer
-from texdistill.method.setfile import RESULT
 from texdistill.method.state import DistillState
 from texdistill.method.synthetic import build_synthetic
 from texdistill.method.training import random_seed
-from texdistill.rundir import RunLock, continue_existing
 
 log = logging.getLogger(__name__)
 
 
 class Distiller:
-    """The algorithm: draw a problem, match, update. `run()` reads top to bottom."""
+    """The algorithm: draw a problem, match, update (`step()`); the loop that runs it is stages/distill.py."""
 
-    def __init__(self, cfg: DistillConfig, on_checkpoint: Callable[[], None] | None = None):
+    def __init__(self, cfg: DistillConfig):
         self.cfg = cfg
-        self.on_checkpoint = on_checkpoint  # called after every checkpoint (e.g. to refresh a live report)
         self.device = cfg.torch_device()
         hardware.exact_float32()
         hardware.deterministic(cfg.deterministic)
         log.info("device: %s", hardware.describe(self.device))
-        self.run_dir = cfg.run_dir
-        # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
-        continue_existing(cfg, "distillation checkpoint", (self.run_dir / CHECKPOINT).exists())
         self.bank = ExpertBank.open(cfg.experts_path)
         self.bank.require_fit(find_dataset(**cfg.dataset_options()), cfg)  # before decoding: a misfit caches nothing
         self.dataset = distributed.main_first(lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
@@ -79,11 +69,6 @@ class Distiller:
         if cfg.recognition_lr:
             self.recognition = RecognitionTerm(self.recognizers(), cfg.recognition_prior, cfg.recognition_crops,
                                                dsa_of(cfg))
-        self.outputs = DistillOutputs(cfg, {"model": self.bank.spec.to_dict(), "dataset": self.dataset.name,
-                                            "class_names": self.dataset.class_names,
-                                            "val_fraction": cfg.val_fraction,
-                                            "expert_lr": float(self.bank.metadata["lr"]),
-                                            "recognizers": [cfg.recognizers] if cfg.recognition_lr else []})
 
     @property
     def synthetic(self):
@@ -126,36 +111,3 @@ class Distiller:
                                                                        start_epoch + cfg.expert_epochs))
         seeds = [random_seed(g) for _ in range(cfg.syn_steps)]
         return expert, start_epoch, MatchProblem(start, target, seeds, cfg.match_loss, tuple(self.flat.numels))
-
-    # ---- the loop ------------------------------------------------------------------------------
-    def run(self) -> Path:
-        """Distil until cfg.iterations (resuming a checkpoint), then write the results; returns the result file."""
-        cfg, state, outputs = self.cfg, self.state, self.outputs
-        with RunLock(self.run_dir, "distill"):
-            outputs.open(state)
-            if state.iteration == 0:
-                outputs.save_snapshot(state)
-            bar = tqdm(total=cfg.iterations, initial=state.iteration, desc="distill", unit="it", dynamic_ncols=True,
-                       disable=not distributed.is_main())
-            started = time.time()
-            while state.iteration < cfg.iterations:
-                record = self.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", syn_lr=f"{record['syn_lr']:.2e}")
-                outputs.record(record, state.iteration, time.time() - started)
-                if state.bad_steps >= cfg.max_bad_steps:
-                    outputs.stop_diverged(state, record)
-                if state.iteration % cfg.snapshot_every == 0:
-                    outputs.save_snapshot(state)
-                if state.iteration % cfg.ckpt_every == 0 or state.iteration == cfg.iterations:
-                    outputs.save_checkpoint(state)
-                    outputs.save_result(state)
-                    if self.on_checkpoint is not None and distributed.is_main():
-                        self.on_checkpoint()
-            bar.close()
-        log.info("distilled %d iterations; results in %s", state.iteration, self.run_dir)
-        return self.run_dir / RESULT
-
-
-def run(cfg: DistillConfig) -> Path:
-    return Distiller(cfg).run()

@@ -1,41 +1,32 @@
-"""Expert trajectories: train ConvNets on real data and store θ after every epoch (safetensors, resumable)."""
+"""Expert trajectories: ConvNets trained on real data, θ recorded after every epoch; their files, read back.
+
+Training one expert is `Expert` (one epoch at a time); the experts folder (which experts exist, the lock, the
+partial trajectories of unfinished ones, resuming) is the stage's: stages/experts.py.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from tqdm.auto import tqdm
 
-from texdistill import distributed
 from texdistill.config import DistillConfig, ExpertsConfig
-from texdistill.data import Found, ImageDataset, PixelSpace, load_dataset
+from texdistill.data import Found, ImageDataset, PixelSpace
 from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method.augment import dsa_of
 from texdistill.method.models import FlatParams, ModelSpec, resolve_depth
 from texdistill.method.torus import random_rolls
-from texdistill.method.training import random_seed, sgd_step, shuffled_batches, top1_accuracy
-from texdistill.rundir import RunLock, continue_existing, discard, record_config, require_same_options
-from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
-
-log = logging.getLogger(__name__)
+from texdistill.method.training import random_seed, sgd_step, shuffled_batches
+from texdistill.storage import load_tensors, read_metadata
 
 SPACE_FILE = "space.safetensors"
 
 
 def expert_path(experts_dir: Path, index: int) -> Path:
     return experts_dir / f"expert_{index:03d}.safetensors"
-
-
-def partial_path(experts_dir: Path, index: int) -> Path:
-    """Where an unfinished expert keeps its trajectory so far."""
-    return expert_path(experts_dir, index).with_suffix(".partial.safetensors")
 
 
 def data_mismatch(found: Found, meta: dict) -> str | None:
@@ -65,148 +56,69 @@ def model_spec_for(cfg: ExpertsConfig, dataset: ImageDataset) -> ModelSpec:
                      width=cfg.width, depth=resolve_depth(cfg.depth, h, w))
 
 
-class ExpertTrainer:
-    """Trains `num_experts` experts one after another into <out>/experts/, skipping finished ones.
+class Expert:
+    """One expert in training: its network, SGD optimiser, data-order generator and trajectory (θ after each epoch).
 
-    Each epoch of an unfinished expert is saved as `expert_XXX.partial.safetensors` (trajectory so far,
-    optimiser momentum and the data-order generator), so a killed run resumes mid-expert exactly.
+    Everything random comes from cfg.seed and the expert's index: the initialisation, and the data order, DSA
+    and rolls from one generator, so an expert restored from its state_tensors() continues bit-exactly.
     """
 
-    def __init__(self, cfg: ExpertsConfig, dataset: ImageDataset | None = None):
-        self.cfg = cfg
-        self.device = cfg.torch_device()
-        self.dir = cfg.run_dir / "experts"
-        # --resume with nothing to resume: stop before the data is decoded (and cached) or anything is created
-        continue_existing(cfg, "expert trajectories", bool(self._existing()))
-        self.dataset = dataset or distributed.main_first(
-            lambda: load_dataset(**cfg.dataset_options(), cache_dir=cfg.cache_path))
-        self.space = PixelSpace.fit(self.dataset, cfg.zca, cfg.zca_eps)
-        self.spec = model_spec_for(cfg, self.dataset)
-        self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
-
-    def metadata(self, index: int) -> dict:
-        c = self.cfg
-        return {"kind": "expert-trajectory", "index": index, "model": self.spec.to_dict(),
-                "dataset": self.dataset.name, "class_names": self.dataset.class_names,
-                "lr": c.lr_teacher, "momentum": c.momentum_teacher, "batch": c.batch_train,
-                "epochs": c.epochs, "seed": c.seed, "dsa": dataclasses.asdict(dsa_of(c)) if c.dsa else None,
-                "zca": c.zca, "precision": c.precision, "config": c.to_dict()}
-
-    def run(self, indices: list[int] | None = None) -> list[Path]:
-        """Train every missing expert (or just `indices`); returns the trajectory paths."""
-        with RunLock(self.cfg.run_dir, "experts"):
-            self._open_run()
-            indices = list(range(self.cfg.num_experts)) if indices is None else indices
-            paths = []
-            for index in indices:
-                path = expert_path(self.dir, index)
-                if path.exists():
-                    partial_path(self.dir, index).unlink(missing_ok=True)  # left by a kill right after the save
-                    log.info("expert %d already trained: %s", index, path)
-                else:
-                    self.train_one(index)
-                paths.append(path)
-        return paths
-
-    def _existing(self) -> list[Path]:
-        """Trajectory files already in the experts folder, finished and partial."""
-        return sorted(self.dir.glob("expert_*.safetensors"))
-
-    def _open_run(self) -> None:
-        """Continue experts trained with the same options (each file is checked), refuse others unless --force."""
-        existing = self._existing()
-        resume = continue_existing(self.cfg, "expert trajectories", bool(existing))
-        if resume:
-            for path in existing:  # a damaged file is an error, not a silent skip
-                require_same_options(self.cfg, f"expert file {path.name}", read_metadata(path).get("config", {}))
-        distributed.barrier()  # under torchrun: every rank has looked before rank 0 discards anything
-        if distributed.is_main():
-            if not resume:
-                discard([*existing, self.dir / SPACE_FILE])
-                self.log.write(event="start")
-            record_config(self.cfg, "experts")
-            save_tensors(self.dir / SPACE_FILE, self.space.state_dict(),
-                         {"kind": "pixel-space", "zca": self.cfg.zca})
-            data = self.dataset
-            self.log.write(event="dataset", dataset=data.name, layout=data.layout, class_names=data.class_names,
-                           train=len(data.train_images), test=len(data.test_images), skipped=data.skipped)
-        distributed.barrier()
-
-    def train_one(self, index: int) -> torch.Tensor:
-        """Train expert `index` and write its trajectory (epochs + 1, P); resumes a partial one."""
-        cfg, data = self.cfg, self.dataset
+    def __init__(self, cfg: ExpertsConfig, spec: ModelSpec, index: int, device: torch.device):
+        self.cfg, self.device = cfg, device
         torch.manual_seed(cfg.seed * 100_003 + index)  # model init
-        model = self.spec.build().to(self.device)
-        flat = FlatParams(model)
-        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr_teacher, momentum=cfg.momentum_teacher)
-        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + index + 50_000)
-        trajectory = [flat.get().cpu()]
-        partial = partial_path(self.dir, index)
-        if partial.exists():
-            trajectory = self._restore_partial(partial, flat, optimizer, generator)
-            log.info("expert %d: resuming after epoch %d", index, len(trajectory) - 1)
-        start = time.time()
-        bar = tqdm(range(len(trajectory) - 1, cfg.epochs), desc=f"expert {index + 1}/{cfg.num_experts}",
-                   unit="epoch", initial=len(trajectory) - 1, total=cfg.epochs, dynamic_ncols=True,
-                   disable=not distributed.is_main())
-        for epoch in bar:
-            loss_sum, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-            for batch in shuffled_batches(len(data.train_images), cfg.batch_train, generator):
-                # the uint8 batch goes to the device (4× fewer bytes), where it is normalised (and whitened)
-                x = self.space.encode(data.train_images[batch].to(self.device, non_blocking=True))
-                if cfg.wrap_shift:
-                    x = random_rolls(x, cfg.wrap_shift, generator)
-                y = data.train_labels[batch].to(self.device)
-                loss, right = sgd_step(model, optimizer, x, y, dsa_of(cfg), random_seed(generator),
-                                       cfg.precision)
-                loss_sum += loss * len(batch)
-                correct += right
-            trajectory.append(flat.get().cpu())
-            if epoch + 1 < cfg.epochs:
-                self._save_partial(partial, trajectory, optimizer, generator)
-            # logged after the save, so a resumed expert does not log an epoch twice
-            n, loss_sum, correct = len(data.train_images), float(loss_sum), int(correct)  # one read per epoch
-            self.log.write(expert=index, epoch=epoch + 1, train_loss=loss_sum / n, train_acc=correct / n)
-            bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
-        accuracy = (top1_accuracy(model, data.test_images, data.test_labels, self.space, self.device)
-                    if len(data.test_images) else None)  # a folder dataset with --holdout 0 has no test split
-        meta = {**self.metadata(index), "test_acc": accuracy, "train_seconds": time.time() - start}
-        save_tensors(expert_path(self.dir, index), {"trajectory": torch.stack(trajectory)}, meta)
-        partial.unlink(missing_ok=True)
-        self.log.write(expert=index, test_acc=accuracy)
-        if accuracy is not None:
-            log.info("expert %d: test accuracy %.2f%%", index, 100 * accuracy)
-        return torch.stack(trajectory)
+        self.model = spec.build().to(device)
+        self.flat = FlatParams(self.model)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr_teacher, momentum=cfg.momentum_teacher)
+        self.generator = torch.Generator().manual_seed(cfg.seed * 100_003 + index + 50_000)
+        self.trajectory = [self.flat.get().cpu()]  # epochs so far + 1 flat parameter vectors, each (P,)
 
-    def _save_partial(self, path: Path, trajectory: list[torch.Tensor], optimizer: torch.optim.Optimizer,
-                      generator: torch.Generator) -> None:
-        tensors = {"trajectory": torch.stack(trajectory), "generator": generator.get_state()}
-        momentum = [optimizer.state[p].get("momentum_buffer") for p in _params(optimizer)]
+    @property
+    def epochs_done(self) -> int:
+        return len(self.trajectory) - 1
+
+    def train_epoch(self, data: ImageDataset, space: PixelSpace) -> tuple[float, float]:
+        """One epoch of SGD over the training images, θ appended to the trajectory; (mean loss, accuracy)."""
+        cfg, device = self.cfg, self.device
+        loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        for batch in shuffled_batches(len(data.train_images), cfg.batch_train, self.generator):
+            # the uint8 batch goes to the device (4× fewer bytes), where it is normalised (and whitened)
+            x = space.encode(data.train_images[batch].to(device, non_blocking=True))
+            if cfg.wrap_shift:
+                x = random_rolls(x, cfg.wrap_shift, self.generator)
+            y = data.train_labels[batch].to(device)
+            loss, right = sgd_step(self.model, self.optimizer, x, y, dsa_of(cfg), random_seed(self.generator),
+                                   cfg.precision)
+            loss_sum += loss * len(batch)
+            correct += right
+        self.trajectory.append(self.flat.get().cpu())
+        n, loss_sum, correct = len(data.train_images), float(loss_sum), int(correct)  # one read per epoch
+        return loss_sum / n, correct / n
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What continues this expert: the trajectory so far, the generator and the optimiser's momentum."""
+        tensors = {"trajectory": torch.stack(self.trajectory), "generator": self.generator.get_state()}
+        momentum = [self.optimizer.state[p].get("momentum_buffer") for p in self._params()]
         if all(m is not None for m in momentum):
             tensors["momentum"] = torch.cat([m.reshape(-1) for m in momentum])
-        save_tensors(path, tensors, {"kind": "expert-partial", **self.metadata(-1)})
+        return tensors
 
-    def _restore_partial(self, path: Path, flat: FlatParams, optimizer: torch.optim.Optimizer,
-                         generator: torch.Generator) -> list[torch.Tensor]:
-        tensors, meta = load_tensors(path)
-        require_same_options(self.cfg, f"expert file {path.name}", meta.get("config", {}))
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], source: Path) -> None:
+        """Continue from state_tensors() read from `source` (refused if they do not fit this network)."""
         rows, momentum = tensors.get("trajectory"), tensors.get("momentum")
-        if (rows is None or rows.ndim != 2 or rows.shape[1] != flat.size or "generator" not in tensors
-                or (momentum is not None and momentum.numel() != flat.size)):
-            raise CheckpointError(f"{path} does not fit this expert (another texdistill version?); add --force "
+        if (rows is None or rows.ndim != 2 or rows.shape[1] != self.flat.size or "generator" not in tensors
+                or (momentum is not None and momentum.numel() != self.flat.size)):
+            raise CheckpointError(f"{source} does not fit this expert (another texdistill version?); add --force "
                                   f"to retrain the experts")
-        trajectory = list(rows.unbind(0))
-        params = _params(optimizer)
-        flat.set(trajectory[-1].to(params[0].device))
-        generator.set_state(tensors["generator"])
+        self.trajectory = list(rows.unbind(0))
+        params = self._params()
+        self.flat.set(self.trajectory[-1].to(params[0].device))
+        self.generator.set_state(tensors["generator"])
         if momentum is not None:
             for p, m in zip(params, momentum.split([q.numel() for q in params])):
-                optimizer.state[p]["momentum_buffer"] = m.view_as(p).to(p.device).clone()
-        return trajectory
+                self.optimizer.state[p]["momentum_buffer"] = m.view_as(p).to(p.device).clone()
 
-
-def _params(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
+    def _params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
 @dataclass
@@ -275,14 +187,3 @@ class ExpertBank:
             rows = f.get_slice("trajectory")
             return [rows[e] for e in epochs]
 
-
-def run(cfg: ExpertsConfig) -> list[Path]:
-    """Train the missing experts of cfg; under torchrun each rank trains every world_size-th expert."""
-    trainer = ExpertTrainer(cfg)
-    trainer.run(distributed.my_share(list(range(cfg.num_experts))))
-    distributed.barrier()
-    paths = [expert_path(trainer.dir, i) for i in range(cfg.num_experts)]
-    if distributed.is_main():
-        accuracies = [load_tensors(p)[1]["test_acc"] for p in paths]
-        log.info("%d experts, test accuracy %s", len(paths), " ".join(f"{100 * a:.1f}%" for a in accuracies))
-    return paths

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from texdistill._version import __version__
 from texdistill.commands import ReportConfig
-from texdistill.method.evaluate import EVAL_FILE, seam_report
+from texdistill.method.evaluate import seam_report
 from texdistill.method.setfile import load_result
 from texdistill.method.torus import VISIBLE
 from texdistill.products import mockup
 from texdistill.products.export import evolution, evolution_strip
 from texdistill.products.svgplot import bar_chart, line_chart
+from texdistill.stages.evaluate import EVAL_FILE
 from texdistill.storage import atomic_write_bytes, gif_bytes, png_bytes, read_json, read_jsonl
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,11 @@ from typing import Any
 from texdistill.commands import SweepConfig
 from texdistill.config import DistillConfig, ExpertsConfig, build_config
 from texdistill.errors import ConfigError
-from texdistill.method import evaluate, setfile
+from texdistill.method import setfile
 from texdistill.options import refuse_unknown
 from texdistill.presets import known_options, preset_values
 from texdistill.registry import COMMANDS
+from texdistill.stages.evaluate import EVAL_FILE
 from texdistill.storage import atomic_write_bytes, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,14 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
 def _finished(stage: str, run_dir: Path) -> bool:
     if stage == "distill":
         return (run_dir / setfile.RESULT).exists()
-    path = run_dir / evaluate.EVAL_FILE
+    path = run_dir / EVAL_FILE
     return path.exists() and bool(read_json(path).get("complete"))
 
 
 def _result(run_dir: Path) -> dict[str, Any]:
     """Accuracies per set (mean, std, models), wearability and seams per set, the learned η and the loss over
     the last tenth of the log."""
-    results = read_json(run_dir / evaluate.EVAL_FILE)
+    results = read_json(run_dir / EVAL_FILE)
     records = [r for r in read_jsonl(run_dir / "log.jsonl", "distill") if "loss" in r and "skipped" not in r]
     tail = records[-max(1, len(records) // 10):]
     wear = results.get("wearability", {}).get("sets", {})

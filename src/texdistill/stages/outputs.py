@@ -16,7 +16,7 @@ from texdistill.config import DistillConfig
 from texdistill.errors import CheckpointError, NumericalError
 from texdistill.method.setfile import RESULT, SNAPSHOTS
 from texdistill.method.state import DistillState
-from texdistill.rundir import continue_existing, discard, record_config, require_same_options
+from texdistill.stages.rundir import continue_existing, discard, record_config, require_same_options
 from texdistill.storage import JsonlLog, load_tensors, save_png, save_tensors
 
 log = logging.getLogger(__name__)
