@@ -213,11 +213,13 @@ class DistillConfig(CommonConfig):
     max_start_epoch: int = option(20, "start epochs are drawn from [min_start_epoch, max_start_epoch); "
                                       "needs max_start_epoch − 1 + expert_epochs ≤ the experts' epochs")
     batch_syn: int | None = option(None, "image mode: synthetic images per student step (default: all)")
-    lr_img: float = option(1000.0, "SGD learning rate of the pixels (MTT: 1000 at 32 px, 10^4 for ImageNet)")
+    lr_img: float = option(1000.0, "learning rate of the pixels or coefficients (SGD, MTT: 1000 at 32 px, 10^4 for "
+                                   "ImageNet)")
     momentum_img: float = option(0.5, "SGD momentum of the pixels")
     optimizer_img: str = option("sgd", "the optimiser of what is learned (the pixels or the Fourier coefficients): "
                                        "'sgd' with --momentum-img (MTT) or 'adam' (feature-visualisation "
-                                       "practice; --lr-img is then Adam's step size, e.g. 0.01–0.1)",
+                                       "practice; --lr-img is then Adam's step size: 0.1 grew Fourier canvases "
+                                       "from noise best)",
                                 choices=("sgd", "adam"))
     lr_lr: float = option(1e-5, "SGD learning rate of the learnable student lr η (MTT: 1e-5 … 1e-6)")
     syn_lr_init: float | None = option(None, "initial student lr η (default: the experts' lr)")
