@@ -90,8 +90,7 @@ class DistillState:
     def accept(self, result: MatchResult, lr_grad: torch.Tensor,
                recognition: Callable[[], torch.Tensor] | None = None) -> dict:
         """Apply a finite iteration: a step of --optimizer-img on what is learned (then the recognition steps,
-        when given: a function
-        returning the objective to descend), on log η and on the soft labels; clamp.
+        when given: a function returning the objective to descend), on log η and on the soft labels; clamp.
         Returns what to add to the log record."""
         cfg, synthetic, record = self.cfg, self.synthetic, {}
         self.bad_steps = 0
