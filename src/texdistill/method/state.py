@@ -26,6 +26,7 @@ from texdistill.method.matching import MatchResult
 from texdistill.method.synthetic import SyntheticSet
 
 LR_BACKOFF = 0.5  # the pixel lr is multiplied by this after every non-finite step
+ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")  # torch.optim.Adam's per-parameter state entries
 
 
 @dataclass
@@ -136,14 +137,12 @@ class DistillState:
 
     def _optimisers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.Tensor, str]]:
         """OptimState optimiser field → (optimiser, the parameter it steps, the key of its state entry)."""
-        adam_img = isinstance(self.opt_img, torch.optim.Adam)
-        optimisers = {"momentum_img": (None if adam_img else self.opt_img, self.synthetic.learned, "momentum_buffer"),
-                      **{f"adam_img_{key}": (self.opt_img if adam_img else None, self.synthetic.learned, key)
-                         for key in ("step", "exp_avg", "exp_avg_sq")},
+        image_keys = ({f"adam_img_{key}": key for key in ADAM_STATE} if isinstance(self.opt_img, torch.optim.Adam)
+                      else {"momentum_img": "momentum_buffer"})
+        optimisers = {**{name: (self.opt_img, self.synthetic.learned, key) for name, key in image_keys.items()},
                       "momentum_lr": (self.opt_lr, self.log_syn_lr, "momentum_buffer"),
                       "momentum_label": (self.opt_label, self.synthetic.label_logits, "momentum_buffer"),
-                      **{f"recognition_{key}": (self.opt_rec, self.synthetic.learned, key)
-                         for key in ("step", "exp_avg", "exp_avg_sq")}}
+                      **{f"recognition_{key}": (self.opt_rec, self.synthetic.learned, key) for key in ADAM_STATE}}
         return {name: entry for name, entry in optimisers.items() if entry[0] is not None}
 
     def capture(self) -> OptimState:
