@@ -19,11 +19,11 @@ def seeds_of(rows: list[dict], name: str) -> dict[int, dict]:
     """seed → finished row result of `name` and its `-seedN` variants."""
     found = {}
     for entry in rows:
-        row = entry["row"]
+        row, seed = entry["row"], entry["row"].removeprefix(f"{name}-seed")
         if row == name:
             found[0] = entry.get("result")
-        elif row.startswith(f"{name}-seed") and row[len(name) + 5:].isdigit():
-            found[int(row[len(name) + 5:])] = entry.get("result")
+        elif seed != row and seed.isdigit():
+            found[int(seed)] = entry.get("result")
     return {seed: result for seed, result in found.items() if result and "sets" in result}
 
 
