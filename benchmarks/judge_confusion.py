@@ -19,9 +19,8 @@ import torch
 from texdistill.cli import file_values
 from texdistill.config import EvalConfig, build_config
 from texdistill.data import load_dataset
-from texdistill.method.judges import instance_names
+from texdistill.method.judges import instance_names, judges_for, took_part
 from texdistill.method.setfile import load_result
-from texdistill.stages.evaluate import judges_for, took_part
 
 
 def answer_shares(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -170,7 +170,7 @@ def test_under_torchrun_each_round_of_models_is_saved_before_the_next(monkeypatc
 
 
 def test_judges_of_a_family_the_distillation_used_are_left_out(tmp_path):
-    from texdistill.stages.evaluate import left_out
+    from texdistill.method.judges import left_out
 
     cfg = EvalConfig(out=str(tmp_path / "run"), judges="convnet-bn,vit-tiny,lenet,resnet10")
     assert left_out(cfg, {"convnet"}) == ["convnet-bn"]  # same family as the experts

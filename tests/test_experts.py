@@ -7,9 +7,9 @@ from texdistill.config import ExpertsConfig
 from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method import experts
 from texdistill.method.experts import ExpertBank, expert_path
+from texdistill.method.judges import took_part
 from texdistill.method.models import FlatParams, ModelSpec
 from texdistill.method.training import top1_accuracy
-from texdistill.stages.evaluate import took_part
 from texdistill.stages.experts import ExpertTrainer
 from texdistill.storage import load_tensors
 

@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from texdistill import distributed
-from texdistill.config import CommonConfig
+from texdistill.config import CommonConfig, EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset
-from texdistill.errors import CheckpointError
+from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method import architectures, netcache
 from texdistill.method.synthetic import SyntheticSet
 from texdistill.method.training import shuffled_batches
@@ -209,6 +209,35 @@ def trained_on_real_data(cfg: CommonConfig, dataset: ImageDataset, names: tuple[
     folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
     shared = netcache.user_cache_dir() if cfg.cache else None
     return load_judges(names, dataset, identity, folder, epochs, device, seeds, recipe, train, shared)
+
+
+def took_part(meta: dict) -> set[str]:
+    """Architectures of the networks a distillation used: its experts' ConvNet and its recognisers."""
+    return {"convnet", *meta.get("recognizers", [])}
+
+
+def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device,
+               exclude: set[str] = frozenset()) -> list[Judge]:
+    """The independent judges of this dataset, JUDGE_SEEDS seeds per architecture (trained on its real training
+    images once, then cached); judges of the family of an architecture in `exclude` (one the distillation used:
+    architectures.family) are left out."""
+    dropped = left_out(cfg, exclude)
+    names = tuple(j for j in cfg.judge_list if j not in dropped)
+    for name in dropped:
+        log.warning("judge %s left out: the distillation used networks of that architecture family, so it is no "
+                    "independent judge of what it made", name)
+    if not names:
+        raise ConfigError(f"every judge in --judges {cfg.judges} is of an architecture the distillation used "
+                          f"({', '.join(sorted(exclude))}); choose others, e.g. --judges vit-tiny,lenet")
+    seeds = tuple(JUDGE_SEED + i for _ in names for i in range(JUDGE_SEEDS))
+    return trained_on_real_data(cfg, dataset, tuple(n for n in names for _ in range(JUDGE_SEEDS)), cfg.judge_epochs,
+                                device, seeds)
+
+
+def left_out(cfg: EvalConfig, exclude: set[str]) -> list[str]:
+    """The judges in --judges of an architecture family the distillation used."""
+    used = {architectures.family(a) for a in exclude}
+    return sorted(j for j in cfg.judge_list if architectures.family(j) in used)
 
 
 def _readable(path: Path, name: str, dataset: ImageDataset) -> bool:

@@ -1,7 +1,8 @@
 """`texdistill evaluate`: the distilled set of a run (and the same-budget real baselines) judged into eval.json.
 
-Which sets and judges, the lock, config.json and continuing eval.json model by model are this stage's; training
-fresh networks on a set, their accuracy and the set's look are method/evaluate.py, wearability method/judges.py.
+Which sets, the lock, config.json and continuing eval.json model by model are this stage's; training
+fresh networks on a set, their accuracy and the set's look are method/evaluate.py; wearability and which judges are
+independent of the distillation, method/judges.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from texdistill import distributed
 from texdistill.config import EvalConfig
 from texdistill.data import ImageDataset, PixelSpace, find_dataset, load_dataset
 from texdistill.errors import CheckpointError, ConfigError, DataError
-from texdistill.method import architectures
 from texdistill.method.evaluate import (
     evaluate_set,
     look_line,
@@ -29,7 +29,7 @@ from texdistill.method.evaluate import (
     summary,
 )
 from texdistill.method.experts import data_mismatch
-from texdistill.method.judges import JUDGE_SEED, JUDGE_SEEDS, Judge, instance_names, trained_on_real_data, wearability
+from texdistill.method.judges import instance_names, judges_for, left_out, took_part, wearability
 from texdistill.method.models import ModelSpec
 from texdistill.method.setfile import load_result, result_path
 from texdistill.method.synthetic import SyntheticSet
@@ -106,34 +106,6 @@ def _slot(results: dict, architecture: str) -> dict:
     if architecture == "convnet":
         return results.setdefault("sets", {})
     return results.setdefault("architectures", {}).setdefault(architecture, {})
-
-
-def took_part(meta: dict) -> set[str]:
-    """Architectures of the networks a distillation used: its experts' ConvNet and its recognisers."""
-    return {"convnet", *meta.get("recognizers", [])}
-
-
-def judges_for(cfg: EvalConfig, dataset: ImageDataset, device: torch.device,
-               exclude: set[str] = frozenset()) -> list[Judge]:
-    """The independent judges of this dataset, JUDGE_SEEDS seeds per architecture (trained on its real training
-    images once, then cached); judges of the family of an architecture in `exclude` (one the distillation used:
-    architectures.family) are left out."""
-    names = tuple(j for j in cfg.judge_list if j not in left_out(cfg, exclude))
-    for name in left_out(cfg, exclude):
-        log.warning("judge %s left out: the distillation used networks of that architecture family, so it is no "
-                    "independent judge of what it made", name)
-    if not names:
-        raise ConfigError(f"every judge in --judges {cfg.judges} is of an architecture the distillation used "
-                          f"({', '.join(sorted(exclude))}); choose others, e.g. --judges vit-tiny,lenet")
-    seeds = tuple(JUDGE_SEED + i for _ in names for i in range(JUDGE_SEEDS))
-    return trained_on_real_data(cfg, dataset, tuple(n for n in names for _ in range(JUDGE_SEEDS)), cfg.judge_epochs,
-                                device, seeds)
-
-
-def left_out(cfg: EvalConfig, exclude: set[str]) -> list[str]:
-    """The judges in --judges of an architecture family the distillation used."""
-    used = {architectures.family(a) for a in exclude}
-    return sorted(j for j in cfg.judge_list if architectures.family(j) in used)
 
 
 def _wearability(cfg: EvalConfig, sets: dict, dataset: ImageDataset, space: PixelSpace,
