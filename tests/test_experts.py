@@ -54,9 +54,44 @@ def test_rerun_skips_finished_experts(trained, demo_data, monkeypatch):
     assert path.read_bytes() == before
 
 
+def small_set(demo_data):
+    return demo_data.__class__(demo_data.name, demo_data.train_images[::20], demo_data.train_labels[::20],
+                               demo_data.test_images[:100], demo_data.test_labels[:100], demo_data.class_names)
+
+
+def test_a_second_run_folder_copies_its_experts_from_the_user_cache(tmp_path, demo_data, monkeypatch):
+    monkeypatch.setenv("TEXDISTILL_CACHE", str(tmp_path / "user"))
+    small, options = small_set(demo_data), {"width": 8, "num_experts": 2, "epochs": 1}
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "a"), **options), small).run()
+    cached = sorted((tmp_path / "user" / "networks").glob("fashion-demo-28px-expert-*.safetensors"))
+    assert len(cached) == 2  # one entry per index
+
+    trained = []
+    original = ExpertTrainer.train_one
+    monkeypatch.setattr(ExpertTrainer, "train_one", lambda self, i: trained.append(i) or original(self, i))
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "b"), **options), small).run()
+    assert trained == []  # copied, not trained
+    for i in range(2):
+        assert expert_path(tmp_path / "b" / "experts", i).read_bytes() == expert_path(tmp_path / "a" / "experts",
+                                                                                      i).read_bytes()
+    assert '"reused"' in (tmp_path / "b" / "log.jsonl").read_text()
+
+    # another option of expert training is another entry; --no-cache neither reads nor writes the cache
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "c"), lr_teacher=0.02, **options), small).run()
+    assert trained == [0, 1] and len(list((tmp_path / "user" / "networks").glob("*-expert-*"))) == 4
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "d"), cache=False, **options), small).run()
+    assert trained == [0, 1, 0, 1] and len(list((tmp_path / "user" / "networks").glob("*-expert-*"))) == 4
+
+    # an unreadable entry is trained again (with a warning) and replaced
+    trainer = ExpertTrainer(ExpertsConfig(out=str(tmp_path / "e"), **options), small)
+    trainer.cached_path(0).write_bytes(b"damaged")
+    trainer.run()
+    assert trained == [0, 1, 0, 1, 0]
+    assert trainer.cached_path(0).read_bytes() == expert_path(tmp_path / "e" / "experts", 0).read_bytes()
+
+
 def test_partial_expert_resumes_to_the_same_trajectory(tmp_path, demo_data):
-    small = demo_data.__class__(demo_data.name, demo_data.train_images[::20], demo_data.train_labels[::20],
-                                demo_data.test_images[:100], demo_data.test_labels[:100], demo_data.class_names)
+    small = small_set(demo_data)
     cfg = ExpertsConfig(out=str(tmp_path / "a"), width=8, num_experts=1, epochs=3, momentum_teacher=0.5)
     full = ExpertTrainer(cfg, small).train_one(0)
 

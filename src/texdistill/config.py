@@ -57,7 +57,7 @@ class CommonConfig:
     patches: int = option(0, DATA_HELP["patches"])
     background: str = option("white", "what transparent pixels (PNG art) are composited onto: white, black or #rrggbb")
     val_fraction: float = option(0.1, DATA_HELP["val_fraction"])
-    cache: bool = option(True, "reuse decoded datasets and the user cache of trained judges/recognisers")
+    cache: bool = option(True, "reuse decoded datasets and the user cache of trained experts, judges and recognisers")
     cache_dir: str | None = option(None, "where decoded datasets are kept (default: <out>/cache); share one "
                                          "folder between runs to decode only once")
     zca: bool = option(False, "ZCA-whiten the images (as MTT's --zca); fitted on the training set by "

@@ -18,8 +18,6 @@ over the judge instances (n of them).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import statistics
@@ -35,7 +33,7 @@ from tqdm.auto import tqdm
 
 from texdistill import distributed
 from texdistill.config import CommonConfig, EvalConfig
-from texdistill.data import ImageDataset, PixelSpace, find_dataset
+from texdistill.data import ImageDataset, PixelSpace
 from texdistill.errors import CheckpointError, ConfigError
 from texdistill.method import architectures, netcache
 from texdistill.method.synthetic import SyntheticSet
@@ -154,8 +152,7 @@ Trainer = Callable[[str, ImageDataset, int, torch.device, int], Judge]
 def judge_key(identity: dict, name: str, epochs: int, seed: int = JUDGE_SEED, recipe: str = JUDGE_RECIPE) -> str:
     """What a trained network depends on: the dataset's identity (with its content's fingerprint), the
     architecture, the training recipe (name and version), the epochs and the seed."""
-    recipe = {"data": identity, "network": name, "epochs": epochs, "recipe": recipe, "seed": seed}
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return netcache.key_of({"data": identity, "network": name, "epochs": epochs, "recipe": recipe, "seed": seed})
 
 
 def load_judges(names: tuple[str, ...], dataset: ImageDataset, identity: dict, folder: Path, epochs: int,
@@ -200,12 +197,7 @@ def trained_on_real_data(cfg: CommonConfig, dataset: ImageDataset, names: tuple[
                          train: Trainer | None = None) -> list[Judge]:
     """load_judges for the dataset of a stage's options: from the user cache (unless --no-cache or
     TEXDISTILL_NO_CACHE), with a copy in the run's cache folder (<cache>/judges/)."""
-    found = find_dataset(**cfg.dataset_options())
-    identity = {"reader": cfg.data, "res": found.res, "classes": list(found.class_names), "holdout": cfg.holdout,
-                "counts": found.counts, "content": netcache.content_fingerprint(
-                    dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels),
-                **({"patches": cfg.patches} if cfg.patches else {}),
-                **({"background": cfg.background} if cfg.background != "white" else {})}
+    identity = netcache.dataset_identity(cfg, dataset)
     folder = (cfg.cache_path or cfg.run_dir / "cache") / "judges"
     shared = netcache.user_cache_dir() if cfg.cache else None
     return load_judges(names, dataset, identity, folder, epochs, device, seeds, recipe, train, shared)

@@ -2,6 +2,9 @@
 
 Training one expert is method/experts.py's `Expert`; this stage owns the folder: the lock, which experts are
 finished, the partial trajectory of an unfinished one (saved after every epoch), config.json and log.jsonl.
+A finished trajectory is also kept in the user cache (method/netcache.py), keyed by the data's content, every
+option of expert training and the expert's index, so another run folder with the same experts copies it
+instead of training it again (`--no-cache` or TEXDISTILL_NO_CACHE=1: not).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from tqdm.auto import tqdm
 from texdistill import distributed
 from texdistill.config import ExpertsConfig
 from texdistill.data import ImageDataset, PixelSpace, load_dataset
+from texdistill.errors import CheckpointError, StorageError
+from texdistill.method import netcache
 from texdistill.method.augment import dsa_of
 from texdistill.method.experts import SPACE_FILE, Expert, expert_path, model_spec_for
 from texdistill.method.training import top1_accuracy
@@ -24,6 +29,8 @@ from texdistill.stages.rundir import RunLock, continue_existing, discard, record
 from texdistill.storage import JsonlLog, load_tensors, read_metadata, save_tensors
 
 log = logging.getLogger(__name__)
+
+EXPERT_RECIPE = "mtt-expert-v1"  # change when Expert's training changes, so cached trajectories are trained again
 
 
 def partial_path(experts_dir: Path, index: int) -> Path:
@@ -49,6 +56,8 @@ class ExpertTrainer:
         self.space = PixelSpace.fit(self.dataset, cfg.zca, cfg.zca_eps)
         self.spec = model_spec_for(cfg, self.dataset)
         self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
+        self.shared = netcache.user_cache_dir() if cfg.cache else None
+        self._identity: dict | None = None
 
     def metadata(self, index: int) -> dict:
         c = self.cfg
@@ -69,10 +78,47 @@ class ExpertTrainer:
                 if path.exists():
                     partial_path(self.dir, index).unlink(missing_ok=True)  # left by a kill right after the save
                     log.info("expert %d already trained: %s", index, path)
-                else:
+                elif not self._reuse_cached(index):
                     self.train_one(index)
+                    self._share(index)
                 paths.append(path)
         return paths
+
+    def cached_path(self, index: int) -> Path | None:
+        """Where expert `index` of these options lives in the user cache (None: the cache is off)."""
+        if self.shared is None:
+            return None
+        if self._identity is None:
+            self._identity = netcache.dataset_identity(self.cfg, self.dataset)
+        options = {k: v for k, v in self.cfg.to_dict().items() if k not in self.cfg.RESUMABLE | {"data_dir"}}
+        key = netcache.key_of({"data": self._identity, "options": options, "index": index,
+                               "device": self.device.type, "recipe": EXPERT_RECIPE})
+        return self.shared / f"{self.dataset.name}-{self.dataset.image_size[0]}px-expert-{key}.safetensors"
+
+    def _reuse_cached(self, index: int) -> bool:
+        """Copy expert `index` from the user cache if it is there (not over a partial one); whether it was."""
+        cached = self.cached_path(index)
+        if cached is None or not cached.exists() or partial_path(self.dir, index).exists():
+            return False
+        try:
+            if read_metadata(cached).get("kind") != "expert-trajectory":
+                raise CheckpointError(f"{cached} is not an expert trajectory")
+            netcache.place(cached, expert_path(self.dir, index))
+        except (CheckpointError, OSError) as exc:
+            log.warning("expert %d: the cached trajectory is unreadable (%s); training it again", index, exc)
+            return False
+        log.info("expert %d: reused the cached trajectory %s", index, cached)
+        self.log.write(expert=index, reused=str(cached))
+        return True
+
+    def _share(self, index: int) -> None:
+        """Keep a finished expert in the user cache (a full disk only costs the next run the training)."""
+        cached = self.cached_path(index)
+        if cached is not None:
+            try:
+                netcache.place(expert_path(self.dir, index), cached)
+            except (StorageError, OSError) as exc:
+                log.warning("expert %d: could not keep it in the user cache %s (%s)", index, cached, exc)
 
     def _existing(self) -> list[Path]:
         """Trajectory files already in the experts folder, finished and partial."""
