@@ -61,8 +61,8 @@ def test_lenet_is_the_classic_size():
     assert _params(build("lenet", 1, 10, 28)) == 6 * 26 + 16 * 151 + 401 * 120 + 121 * 84 + 85 * 10 == 61_706
 
 
-def test_vit_tiny_has_no_convolution_and_embeds_res_over_8_patches():
-    for size, patch, tokens in [(28, 4, 49), (32, 4, 64), (64, 8, 64), (8, 1, 64)]:
+def test_vit_tiny_has_no_convolution_and_embeds_a_4x4_grid_of_patches():
+    for size, patch, tokens in [(28, 7, 16), (32, 8, 16), (64, 16, 16), (30, 8, 16), (3, 1, 9)]:
         model = build("vit-tiny", 3, 10, size)
         assert model.patch == patch and model.position.shape == (1, tokens + 1, 64)
         assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d)) for m in model.modules())
@@ -71,7 +71,7 @@ def test_vit_tiny_has_no_convolution_and_embeds_res_over_8_patches():
     model = build("vit-tiny", 1, 10, 28)
     x = torch.randn(1, 1, 28, 28)
     y = x.clone()
-    y[0, 0, :4, :4] += 1
-    patches = [torch.nn.functional.unfold(v, 4, stride=4).transpose(1, 2) for v in (x, y)]
+    y[0, 0, :7, :7] += 1
+    patches = [torch.nn.functional.unfold(v, 7, stride=7).transpose(1, 2) for v in (x, y)]
     diff = (model.embed(patches[0]) - model.embed(patches[1])).abs().sum(-1)[0]
     assert diff[0] > 0 and diff[1:].max() == 0

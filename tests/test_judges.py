@@ -232,3 +232,16 @@ def test_judge_confusion_gives_each_class_its_wearability_and_what_else_it_reads
 def test_answer_shares_count_each_class_row():
     shares = benchmark_script("judge_confusion").answer_shares(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 1]), 3)
     assert shares.tolist() == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]]
+
+
+def test_a_revised_architecture_gets_new_cache_keys_and_the_others_keep_theirs(monkeypatch):
+    from texdistill.method import architectures
+    from texdistill.method.judges import judge_key
+    identity = {"reader": "tiny", "res": 6}
+    before = {name: judge_key(identity, name, 10) for name in ("vit-tiny", "lenet")}
+    monkeypatch.setitem(architectures.REVISION, "vit-tiny", architectures.REVISION["vit-tiny"] + 1)
+    monkeypatch.setitem(architectures.REVISION, "lenet", 2)
+    after = {name: judge_key(identity, name, 10) for name in ("vit-tiny", "lenet")}
+    assert after["vit-tiny"] != before["vit-tiny"] and after["lenet"] != before["lenet"]
+    monkeypatch.delitem(architectures.REVISION, "lenet")
+    assert judge_key(identity, "lenet", 10) == before["lenet"]  # an architecture never revised: the key of old

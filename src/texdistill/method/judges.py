@@ -151,8 +151,10 @@ Trainer = Callable[[str, ImageDataset, int, torch.device, int], Judge]
 
 def judge_key(identity: dict, name: str, epochs: int, seed: int = JUDGE_SEED, recipe: str = JUDGE_RECIPE) -> str:
     """What a trained network depends on: the dataset's identity (with its content's fingerprint), the
-    architecture, the training recipe (name and version), the epochs and the seed."""
-    return netcache.key_of({"data": identity, "network": name, "epochs": epochs, "recipe": recipe, "seed": seed})
+    architecture (and its revision, if it has one), the training recipe (name and version), the epochs and the seed."""
+    revision = {"revision": architectures.REVISION[name]} if name in architectures.REVISION else {}
+    return netcache.key_of({"data": identity, "network": name, **revision, "epochs": epochs, "recipe": recipe,
+                            "seed": seed})
 
 
 def load_judges(names: tuple[str, ...], dataset: ImageDataset, identity: dict, folder: Path, epochs: int,
