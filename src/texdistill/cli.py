@@ -165,7 +165,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         add_config_flags(p, command.config, {**preset_values(preset), **config_values}, show_all)
     p = sub.add_parser("demo", help="experts → texture distillation → evaluation → mock-ups on the embedded data",
                        description="Runs the whole pipeline on the embedded Fashion-MNIST subset with the "
-                       "'demo' preset (2 CPU cores: 11 min the first time, 8 once its networks are in the user cache) and writes everything to runs/demo/.")
+                       "'demo' preset (2 CPU cores: 9.5 min the first time, 5.3 once its experts and networks are in the user cache) and writes everything to runs/demo/.")
     p.add_argument("--quick", action="store_true", help="the 'demo-quick' preset: about a minute, rough textures")
     p.add_argument("--out", help="run folder (default: runs/demo, or runs/demo-quick with --quick)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default: auto)")

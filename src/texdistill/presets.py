@@ -49,7 +49,7 @@ DEMO = {**DEMO_MTT, "out": "runs/demo", "wrap_shift": 0.5, "clamp_pixels": True,
 # name → (one-line description, flat field → value overrides; each stage takes the fields it has)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "demo": ("Fashion-MNIST textures on 2 CPU cores: ConvNet-3 w64, 56-px canvases of 28-px crops, experts "
-             "that saw rolled images, the recognition step (2 cores: 11 min, 8 once its networks are cached)", DEMO),
+             "that saw rolled images, the recognition step (2 cores: 9.5 min, 5.3 once its networks are cached)", DEMO),
     "demo-mtt": ("the demo as plain MTT: experts on centred images only, no recognition step, pixels unclamped "
                  "(the texture study's baseline)", DEMO_MTT),
     "demo-quick": ("the demo shrunk to about a minute (what the end-to-end test runs)",
