@@ -94,3 +94,14 @@ def test_look_line_says_visible_from_the_numbers():
     assert look_line("distilled", clean).endswith("no visible edge")
     assert look_line("distilled", {**clean, "tile_edge_z": 9.0}).endswith("edges visible")
     assert look_line("random real ×4", {"ratio": 8.71, "z": 12.7}).endswith("edges visible")
+
+
+def test_a_quilt_of_pictures_on_a_background_keeps_their_content():
+    # half the pool is background only, half carries an object: a quilt that picked the patch agreeing best with
+    # the overlap would fill the canvas with background; random picks keep about the pool's share of content
+    images = torch.ones(40, 1, 16, 16)
+    images[::2, :, 4:12, 4:12] = 0.0
+    content = [float((quilt(images, (32, 32), torch.Generator().manual_seed(seed)) < 0.5).float().mean())
+               for seed in range(5)]
+    pool = float((images < 0.5).float().mean())  # 0.125
+    assert sum(content) / len(content) > 0.5 * pool

@@ -5,6 +5,12 @@ along a minimum-error cut through the overlap. Here the patches are real images 
 overlapping windows that wraps around the canvas, so the last window of a row (column) overlaps the first one and
 is cut into it too: no straight edge remains, neither between patches nor at the wrap-around (a collage of the
 same images has straight block edges at every multiple of the crop side). Each cut is softened to a 3-pixel blend.
+
+Each window takes a random image of the pool, as a collage does. Efros & Freeman pick the patch that agrees best
+with the overlap, which suits patches of one texture; from a pool of whole pictures it picks the emptiest, and
+the quilt fills with background (pictures on white, README's example art: 55–100 % white pixels per class
+against the collage's 59–72 %, start accuracy 68.8 against 86.7 % on the validation split; it ran as best of 8
+candidates from commit 2594680 until issue 28's third round).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import math
 import torch
 
 OVERLAP = 1 / 3  # patch windows step by at most 2/3 of the patch side: overlaps of ≥ 1/3 of it
-CANDIDATES = 8  # real images tried for each window; the one that agrees best with the overlap is placed
 
 
 def window_starts(side: int, patch: int) -> list[int]:
@@ -72,14 +77,13 @@ def quilt(images: torch.Tensor, canvas: tuple[int, int], generator: torch.Genera
             filled = torch.zeros(h, w, dtype=torch.bool)
             for side, width in overlaps.items():
                 filled |= strip_mask(side, width, h, w)
-            candidates = images[torch.randint(n, (CANDIDATES,), generator=generator)]
-            errors = ((candidates - old) ** 2).sum(1) * filled  # (CANDIDATES, h, w)
-            best = int(errors.sum(dim=(1, 2)).argmin())
+            patch = images[int(torch.randint(n, (1,), generator=generator))]
+            errors = ((patch - old) ** 2).sum(0) * filled  # (h, w)
             keep = torch.zeros(h, w, dtype=torch.bool)
             for side, width in overlaps.items():
-                keep |= keep_old(errors[best], side, width)
+                keep |= keep_old(errors, side, width)
             new = feathered(~keep) * filled + ~filled  # the share of the new patch: 1 where nothing was yet
-            out[:, rows.view(-1, 1), cols.view(1, -1)] = old + new * (candidates[best] - old)
+            out[:, rows.view(-1, 1), cols.view(1, -1)] = old + new * (patch - old)
     return out
 
 
