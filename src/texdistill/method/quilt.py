@@ -6,13 +6,11 @@ overlapping windows that wraps around the canvas, so the last window of a row (c
 is cut into it too: no straight edge remains, neither between patches nor at the wrap-around (a collage of the
 same images has straight block edges at every multiple of the crop side). Each cut is softened to a 3-pixel blend.
 
-Each window takes, as Efros & Freeman do, the candidate that agrees best with the overlap, of CANDIDATES random
-images — drawn from the half of the pool with the most content (pixel standard deviation). From a pool of whole
-pictures the best agreement is otherwise the emptiest picture, and a quilt of pictures on white fills with
-background (README's example art: 55–100 % white pixels per class against the collage's 59–72 %, start
-accuracy 68.8 against 86.7 % on the validation split, seed 0; all candidates from the whole pool ran from commit
-2594680 on). Random picks instead (one candidate) mangle centred objects: Fashion-MNIST starts 37.4 / 41.2 /
-34.6 % against the collage's 48.4 / 53.1 / 52.0 (seeds 0–2, commit 80b1179).
+Each window takes a random image of the pool, as a collage does. Efros & Freeman pick the patch that agrees best
+with the overlap, which suits patches of one texture; from a pool of whole pictures it picks the emptiest, and
+the quilt fills with background (pictures on white, README's example art: 55–100 % white pixels per class
+against the collage's 59–72 %, start accuracy 68.8 against 86.7 % on the validation split; it ran as best of 8
+candidates from commit 2594680 until issue 28's third round).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import math
 import torch
 
 OVERLAP = 1 / 3  # patch windows step by at most 2/3 of the patch side: overlaps of ≥ 1/3 of it
-CANDIDATES = 8  # images tried for each window; the one that agrees best with the overlap is placed
 
 
 def window_starts(side: int, patch: int) -> list[int]:
@@ -62,8 +59,6 @@ def keep_old(errors: torch.Tensor, side: str, width: int) -> torch.Tensor:
 
 def quilt(images: torch.Tensor, canvas: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """A canvas (C, Hc, Wc) quilted from images (n, C, h, w) on the torus."""
-    spread = images.flatten(2).std(2).mean(1)  # (n,) content: pixel standard deviation, mean over channels
-    images = images[spread.argsort(descending=True, stable=True)[:(len(images) + 1) // 2]]  # the fuller half
     n, c, h, w = images.shape
     ys, xs = window_starts(canvas[0], h), window_starts(canvas[1], w)
     out = torch.zeros(c, *canvas, dtype=images.dtype)
@@ -82,14 +77,13 @@ def quilt(images: torch.Tensor, canvas: tuple[int, int], generator: torch.Genera
             filled = torch.zeros(h, w, dtype=torch.bool)
             for side, width in overlaps.items():
                 filled |= strip_mask(side, width, h, w)
-            candidates = images[torch.randint(n, (CANDIDATES,), generator=generator)]
-            errors = ((candidates - old) ** 2).sum(1) * filled  # (CANDIDATES, h, w)
-            best = int(errors.sum(dim=(1, 2)).argmin())
+            patch = images[int(torch.randint(n, (1,), generator=generator))]
+            errors = ((patch - old) ** 2).sum(0) * filled  # (h, w)
             keep = torch.zeros(h, w, dtype=torch.bool)
             for side, width in overlaps.items():
-                keep |= keep_old(errors[best], side, width)
+                keep |= keep_old(errors, side, width)
             new = feathered(~keep) * filled + ~filled  # the share of the new patch: 1 where nothing was yet
-            out[:, rows.view(-1, 1), cols.view(1, -1)] = old + new * (candidates[best] - old)
+            out[:, rows.view(-1, 1), cols.view(1, -1)] = old + new * (patch - old)
     return out
 
 
