@@ -69,12 +69,14 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                               {**DEMO, "out": "runs/fashion-texture-noise", "init": "noise", "iterations": 360,
                                "snapshot_every": 30, "ckpt_every": 60}),
     # your own class folders (README "Your own pictures"): --data folder --data-dir PATH; the recognition step
-    # and clamped pixels, since the point is textures that look like their class
+    # and clamped pixels, since the point is textures that look like their class; the quilt start, since a
+    # collage's block edges survive as seams (docs/study.md "Round 3: own pictures")
     "folder-cpu": ("your own class folders on a CPU: 64-px crops, 16 patches per picture, 128-px canvases "
-                   "(≈ 20–30 min for 5 classes of a few dozen pictures on 2 cores)",
+                   "started as a quilt of the pictures (≈ 20–30 min for 5 classes of a few dozen pictures on 2 "
+                   "cores)",
                    {"data": "folder", "out": "runs/folder-cpu", "res": 64, "width": 64, "patches": 16,
                     "num_experts": 3, "epochs": 8,
-                    "texture": True, "canvas_size": 2.0, "canvas_samples": 2, "init": "real", "syn_steps": 10,
+                    "texture": True, "canvas_size": 2.0, "canvas_samples": 2, "init": "quilt", "syn_steps": 10,
                     "expert_epochs": 2, "max_start_epoch": 6, "iterations": 200, "lr_img": 1000.0, "lr_lr": 1e-5,
                     "clamp_pixels": True, "recognition_lr": 0.05, "snapshot_every": 20, "ckpt_every": 40,
                     "num_models": 3, "eval_epochs": 300}),
