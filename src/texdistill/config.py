@@ -70,10 +70,8 @@ class CommonConfig:
     dsa_mode: str = option("one", "'one': one random transform of the strategy per batch (MTT); "
                                   "'all': every transform in sequence", choices=("one", "all"))
     device: str = option("auto", "'auto' picks CUDA when available, else CPU", choices=("auto", "cpu", "cuda"))
-    seed: int = option(0, "random seed; the same seed and config give the same result on CPU with the same number "
-                          "of threads and the same networks from the user cache (another thread count adds in "
-                          "another order, and a cached network is as the first run that trained it made it: "
-                          "results then differ within their spread)")
+    seed: int = option(0, "random seed; the same seed and config give the same result on CPU at one thread count "
+                          "and with the same cached networks (either may move results within their spread)")
     resume: bool = option(False, "continue the run in --out and fail if there is none (without it, an existing "
                                  "run with the same options is continued too)")
     force: bool = option(False, "start this stage over: discard its previous state in --out (checkpoint and "
