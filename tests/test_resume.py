@@ -69,7 +69,8 @@ def test_distill_killed_at_a_random_iteration_resumes_bit_exactly(tmp_path, tiny
 
 
 @pytest.mark.slow
-def test_experts_killed_mid_expert_resume_bit_exactly(tmp_path, tiny_data):
+def test_experts_killed_mid_expert_resume_bit_exactly(tmp_path, tiny_data, monkeypatch):
+    monkeypatch.setenv("TEXDISTILL_NO_CACHE", "1")  # the user cache would hand the reference's experts over
     argv = [*with_option(experts_cli(), "--epochs", "4"), "--batch-train", "16"]  # ~0.2 s per epoch
     reference, run = tmp_path / "reference", tmp_path / "run"
     assert main([*argv, "--out", str(reference)]) == 0  # uninterrupted
