@@ -188,3 +188,27 @@ def test_bfloat16_experts_run_the_network_in_bfloat16_and_keep_float32_trajector
     assert meta["precision"] == "bfloat16" and meta["test_acc"] > 0.5
     with pytest.raises(SystemExit):
         main(["experts", "--out", str(tmp_path / "bad"), "--precision", "float16"])
+
+
+def test_an_interrupted_expert_resumes_its_own_partial_even_when_the_cache_has_it(tmp_path, demo_data, monkeypatch):
+    monkeypatch.setenv("TEXDISTILL_CACHE", str(tmp_path / "user"))
+    small, options = small_set(demo_data), {"width": 8, "num_experts": 1, "epochs": 2}
+    trainer = ExpertTrainer(ExpertsConfig(out=str(tmp_path / "a"), **options), small)
+    trainer.dir.mkdir(parents=True)
+    original_save, original_train = ExpertTrainer._save_partial, ExpertTrainer.train_one
+
+    def save_then_die(self, *args):
+        original_save(self, *args)
+        raise KeyboardInterrupt  # killed right after epoch 1 was saved
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ExpertTrainer, "_save_partial", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "b"), **options), small).run()  # now the cache has it
+    trained = []
+    monkeypatch.setattr(ExpertTrainer, "train_one", lambda self, i: trained.append(i) or original_train(self, i))
+    ExpertTrainer(ExpertsConfig(out=str(tmp_path / "a"), **options), small).run()
+    assert trained == [0]  # resumed from its own partial, not replaced by the cached copy
+    assert torch.equal(load_tensors(expert_path(tmp_path / "a" / "experts", 0))[0]["trajectory"],
+                       load_tensors(expert_path(tmp_path / "b" / "experts", 0))[0]["trajectory"])
