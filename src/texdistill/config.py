@@ -202,8 +202,9 @@ class DistillConfig(CommonConfig):
     canvas_samples: int = option(1, "texture mode: random wrap-around crops per canvas per student step")
     init: str = option("real", "initial pixels: 'real' images (texture: a collage of real images), 'quilt' "
                                "(texture: real images joined along minimum-error cuts on the torus: no straight "
-                               "edges; for pictures on a plain background, it cuts centred objects such as "
-                               "Fashion-MNIST's apart), 'real-tiled' (texture: one real image repeated) or Gaussian 'noise'",
+                               "edges; made for pictures on a plain background, it cuts centred objects such as "
+                               "Fashion-MNIST's apart), 'real-tiled' (texture: one real image repeated) or "
+                               "Gaussian 'noise'",
                        choices=("real", "noise", "real-tiled", "quilt"))
     parameterisation: str = option("pixels", "what is learned: the 'pixels' (MTT) or 'fourier' coefficients scaled "
                                              "by 1/frequency^α (circulant: low frequencies first)", ("pixels", "fourier"))

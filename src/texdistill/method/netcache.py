@@ -11,10 +11,11 @@ re-decoding the same data finds the same entry, and changed data another), the a
 recipe and its version, the epochs and the seed (an expert: every option of its training and its index).
 Entries are safetensors with JSON metadata (no pickle), written to a temp file and renamed into place, so
 concurrent writers each leave a whole file (the last rename wins; both trained the same network); a reader
-checks the file and loads the weights strictly, and an unreadable entry is trained again with a warning. A run folder still keeps a copy of every network it used (its `cache/judges/`,
-its `experts/`). The key does not hold the thread count: a network trained under another number of threads adds
-in another order and ends with other weights (a recogniser trained under 1 thread and under 2: test accuracy
-86.4 against 86.6 %), so a run that reuses it is as reproducible as the first run that trained it, not more.
+checks the file and loads the weights strictly, and an unreadable entry is trained again with a warning. A run
+folder still keeps a copy of every network it used (its `cache/judges/`, its `experts/`). The key does not hold
+the thread count: a network trained under another number of threads adds in another order and ends with other
+weights (a recogniser trained under 1 thread and under 2: test accuracy 86.4 against 86.6 %), so a run that
+reuses it is as reproducible as the first run that trained it, not more.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ instead of training it again (`--no-cache` or TEXDISTILL_NO_CACHE=1: not).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -57,7 +58,6 @@ class ExpertTrainer:
         self.spec = model_spec_for(cfg, self.dataset)
         self.log = JsonlLog(cfg.run_dir / "log.jsonl", "experts")
         self.shared = netcache.user_cache_dir() if cfg.cache else None
-        self._identity: dict | None = None
 
     def metadata(self, index: int) -> dict:
         c = self.cfg
@@ -84,12 +84,15 @@ class ExpertTrainer:
                 paths.append(path)
         return paths
 
+    @functools.cached_property
+    def _identity(self) -> dict:
+        """The dataset's identity in the user cache's keys (its content fingerprint is computed once)."""
+        return netcache.dataset_identity(self.cfg, self.dataset)
+
     def cached_path(self, index: int) -> Path | None:
         """Where expert `index` of these options lives in the user cache (None: the cache is off)."""
         if self.shared is None:
             return None
-        if self._identity is None:
-            self._identity = netcache.dataset_identity(self.cfg, self.dataset)
         options = {k: v for k, v in self.cfg.to_dict().items() if k not in self.cfg.RESUMABLE | {"data_dir"}}
         key = netcache.key_of({"data": self._identity, "options": options, "index": index,
                                "device": self.device.type, "recipe": EXPERT_RECIPE})
